@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '../../../shared/src/errors.ts';
+import { parseGenerateRequest } from '../../../shared/src/protocol/generate.ts';
+import { encodeFrame, readFrames } from '../../../shared/src/protocol/ndjson.ts';
+
+function rejects(body: unknown, param: string | null) {
+  try {
+    parseGenerateRequest(body);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).param).toBe(param);
+    return;
+  }
+  throw new Error(`accepted ${JSON.stringify(body)}`);
+}
+
+describe('generate request validation', () => {
+  it('fills defaults', () => {
+    expect(parseGenerateRequest({ prompt_ids: [5, 6], max_new_tokens: 4 })).toEqual({
+      prompt_ids: [5, 6],
+      max_new_tokens: 4,
+      temperature: 1,
+      top_p: 1,
+      top_k: 0,
+      repetition_penalty: 1,
+      stop_ids: [],
+    });
+  });
+
+  it('rejects bad input naming the parameter', () => {
+    rejects(null, null);
+    rejects([1], null);
+    rejects({ prompt_ids: [] }, 'prompt_ids');
+    rejects({ prompt_ids: [1.5] }, 'prompt_ids');
+    rejects({ prompt_ids: [65536] }, 'prompt_ids');
+    rejects({ prompt_ids: [-1] }, 'prompt_ids');
+    rejects({ prompt_ids: 'abc' }, 'prompt_ids');
+    rejects({ prompt_ids: [1], max_new_tokens: 0 }, 'max_new_tokens');
+    rejects({ prompt_ids: new Array(2000).fill(5), max_new_tokens: 49 }, 'max_new_tokens');
+    rejects({ prompt_ids: [1], temperature: -1 }, 'temperature');
+    rejects({ prompt_ids: [1], temperature: Number.NaN }, 'temperature');
+    rejects({ prompt_ids: [1], top_p: 0 }, 'top_p');
+    rejects({ prompt_ids: [1], top_k: 2.5 }, 'top_k');
+    rejects({ prompt_ids: [1], repetition_penalty: 0 }, 'repetition_penalty');
+    rejects({ prompt_ids: [1], seed: -3 }, 'seed');
+    rejects({ prompt_ids: [1], bogus: 1 }, 'bogus');
+  });
+
+  it('accepts the context limit exactly', () => {
+    expect(
+      parseGenerateRequest({ prompt_ids: new Array(2000).fill(5), max_new_tokens: 48 }).max_new_tokens,
+    ).toBe(48);
+  });
+});
+
+describe('ndjson frames', () => {
+  it('round-trips frames split at arbitrary byte boundaries', async () => {
+    const frames = [
+      { type: 'tokens', ids: [1, 2] },
+      { type: 'heartbeat', phase: 'queued' },
+      { type: 'done', text: 'é' },
+    ];
+    const bytes = new Uint8Array(frames.flatMap((f) => [...encodeFrame(f)]));
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += 3) c.enqueue(bytes.slice(i, i + 3));
+        c.close();
+      },
+    });
+    const out: unknown[] = [];
+    for await (const f of readFrames(stream)) out.push(f);
+    expect(out).toEqual(frames);
+  });
+
+  it('reports a truncated stream', async () => {
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"type":"tok'));
+        c.close();
+      },
+    });
+    await expect(async () => {
+      for await (const _ of readFrames(stream)) {
+        /* drain */
+      }
+    }).rejects.toThrow(/middle of a frame/);
+  });
+});
