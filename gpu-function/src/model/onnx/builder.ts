@@ -54,6 +54,8 @@ export interface OpOptions {
   domain?: string;
   /** Readable hint for the output name(s); made unique with a suffix when taken. */
   name?: string;
+  /** Indices of optional outputs to leave unproduced (named '' in the node). */
+  omit?: number[];
 }
 
 /** Names already used anywhere in one model (main graph and every body). */
@@ -198,9 +200,10 @@ export class GraphBuilder {
     opts: OpOptions = {},
   ): string[] {
     const hint = opts.name ?? opType.toLowerCase();
-    const outputs = Array.from({ length: outputCount }, (_, i) =>
-      this.names.fresh(outputCount === 1 ? hint : `${hint}.${i}`),
-    );
+    const outputs = Array.from({ length: outputCount }, (_, i) => {
+      if (opts.omit?.includes(i)) return '';
+      return this.names.fresh(outputCount === 1 ? hint : `${hint}.${i}`);
+    });
     const attributes: Record<string, AttributeValue> = {};
     for (const [k, v] of Object.entries(attrs)) attributes[k] = toAttribute(k, v);
     this.nodes.push(this.node(opType, inputs, outputs, attributes, opts.domain ?? ''));
@@ -217,7 +220,7 @@ export class GraphBuilder {
     return {
       opType,
       domain,
-      name: this.names.fresh(`n.${outputs[0] ?? opType}`),
+      name: this.names.fresh(`n.${outputs.find((o) => o !== '') ?? opType}`),
       inputs,
       outputs,
       attributes,
