@@ -1,0 +1,163 @@
+// The generation graph (model.onnx): an ONNX Loop whose body is one decoder step followed by
+// the in-graph sampler, so one session.run decodes a whole chunk of tokens and the key/value
+// cache crosses the host/runtime boundary once in and once out per chunk, not per token.
+//
+//   carried:  ids [B, T] -> [B, 1]   (the prompt on the first step of the first chunk)
+//             positions [B, T] -> [B, 1]
+//             done [B, 1], presence [B, V], past key/value per layer (growing)
+//   each step: hidden = decoder(ids, positions, past); logits = lm_head(hidden[:, -1])
+//              id = sample(logits, presence, params, uniforms[step]); stop when all rows are done
+//   outputs:  tokens [steps, B] (scan), present key/value per layer (final carried values)
+//
+// IO names: generation-io.ts. Every op has a CUDA kernel; no logits leave the graph.
+
+import type { ModelConfig } from './config.ts';
+import { type DecoderOptions, type KeyValue, prepareDecoder, type WeightMap } from './decoder.ts';
+import {
+  FINISHED_ROW_TOKEN,
+  GEN,
+  pastKeyName,
+  pastValueName,
+  presentKeyName,
+  presentValueName,
+} from './generation-io.ts';
+import { GraphBuilder, type ModelProto } from './onnx/index.ts';
+import { emitMarkPresent, emitPresenceFrom, emitSampler } from './sampler.ts';
+
+export type GenerationModelOptions = DecoderOptions;
+
+export function buildGenerationModel(
+  config: ModelConfig,
+  weights: WeightMap,
+  options: GenerationModelOptions = {},
+): ModelProto {
+  const g = new GraphBuilder('generate');
+  const decoder = prepareDecoder(g, config, weights, options);
+  const { dtype } = decoder;
+  const { numHeads: N, headSize: D, numLayers: L, vocabSize: V } = config;
+  const column = (x: string) => g.op('Unsqueeze', [x, g.int64s([1])]); // [B] -> [B, 1]
+
+  const inputIds = g.input(GEN.inputIds, 'int64', ['batch', 'seq']);
+  const positionIds = g.input(GEN.positionIds, 'int64', ['batch', 'seq']);
+  const past: KeyValue[] = [];
+  for (let l = 0; l < L; l++) {
+    past.push({
+      key: g.input(pastKeyName(l), dtype, ['batch', N, 'past', D]),
+      value: g.input(pastValueName(l), dtype, ['batch', N, 'past', D]),
+    });
+  }
+  const maxSteps = g.input(GEN.maxSteps, 'int64', []);
+  const uniforms = g.input(GEN.uniforms, 'float32', ['steps', 'batch']);
+  const params = {
+    temperature: column(g.input(GEN.temperature, 'float32', ['batch'])),
+    topK: column(g.input(GEN.topK, 'int64', ['batch'])),
+    topP: column(g.input(GEN.topP, 'float32', ['batch'])),
+    repetitionPenalty: column(g.input(GEN.repetitionPenalty, 'float32', ['batch'])),
+  };
+  const seenIds = g.input(GEN.seenIds, 'int64', ['batch', 'seen']);
+  const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
+  const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
+
+  // Loop-invariant values, computed once per run in the main graph (bodies see them).
+  const batch = g.op(
+    'Slice',
+    [g.op('Shape', [inputIds]), g.int64s([0]), g.int64s([1])],
+    {},
+    { name: 'batch' },
+  );
+  const eosColumn = g.op('Expand', [
+    g.constant('int64', [1, 1], [config.eosTokenId]),
+    g.op('Concat', [batch, g.int64s([1])], { axis: 0 }),
+  ]);
+  const stopIds = g.op('Concat', [eosColumn, stopIdsIn], { axis: 1 }, { name: 'stop_ids_with_eos' });
+  const presence = emitPresenceFrom(g, seenIds, batch, V);
+
+  // The body: one step.
+  const body = g.subgraph('step');
+  const step = body.input('step.iter', 'int64', []);
+  body.input('step.cond', 'bool', []);
+  const ids = body.input('step.ids', 'int64', ['batch', 'step_seq']);
+  const positions = body.input('step.positions', 'int64', ['batch', 'step_seq']);
+  const done = body.input('step.done', 'bool', ['batch', 1]);
+  const seen = body.input('step.presence', 'bool', ['batch', V]);
+  const stepPast: KeyValue[] = [];
+  for (let l = 0; l < L; l++) {
+    stepPast.push({
+      key: body.input(`step.past.${l}.key`, dtype, ['batch', N, 'step_past', D]),
+      value: body.input(`step.past.${l}.value`, dtype, ['batch', N, 'step_past', D]),
+    });
+  }
+
+  const { hidden, present } = decoder.step(body, { inputIds: ids, positionIds: positions, past: stepPast });
+  // Only the last position's logits matter: slice before the LM head (a prompt of T tokens
+  // would otherwise cost T x V logits).
+  const lastHidden = body.op('Slice', [hidden, body.int64s([-1]), body.int64s([2 ** 62]), body.int64s([1])]);
+  const logits = body.op(
+    'Squeeze',
+    [decoder.logits(body, lastHidden), body.int64s([1])],
+    {},
+    { name: 'step.logits' },
+  );
+  const uniform = body.op('Unsqueeze', [body.op('Gather', [uniforms, step], { axis: 0 }), body.int64s([1])]);
+  const next = emitSampler(body, { logits, presence: seen, uniform, ...params }, V); // [B, 1]
+
+  // A row is done once it emits end-of-text or a stop id; finished rows emit -1 from then on.
+  const hitStop = body.op('Greater', [
+    // (opset 17: ReduceMax/ReduceMin take axes as an attribute, ReduceSum as an input)
+    body.op('ReduceMax', [body.op('Cast', [body.op('Equal', [next, stopIds])], { to: 1 })], {
+      axes: [1],
+      keepdims: 1,
+    }),
+    body.scalar('float32', 0),
+  ]);
+  const doneNext = body.op('Or', [done, hitStop], {}, { name: 'step.done_next' });
+  const emitted = body.op('Where', [done, body.scalar('int64', FINISHED_ROW_TOKEN), next]);
+  const anyLeft = body.op('Less', [
+    body.op('ReduceMin', [body.op('Cast', [doneNext], { to: 1 })], { keepdims: 0 }),
+    body.scalar('float32', 0.5),
+  ]);
+  const lastPosition = body.op('Slice', [
+    positions,
+    body.int64s([-1]),
+    body.int64s([2 ** 62]),
+    body.int64s([1]),
+  ]);
+
+  body.output('step.cond_out', anyLeft, 'bool', []);
+  body.output('step.ids_out', next, 'int64', ['batch', 1]);
+  body.output('step.positions_out', body.op('Add', [lastPosition, body.scalar('int64', 1)]), 'int64', [
+    'batch',
+    1,
+  ]);
+  body.output('step.done_out', doneNext, 'bool', ['batch', 1]);
+  body.output('step.presence_out', emitMarkPresent(body, seen, next), 'bool', ['batch', V]);
+  present.forEach((kv, l) => {
+    body.output(`step.present.${l}.key`, kv.key, dtype, ['batch', N, 'step_total', D]);
+    body.output(`step.present.${l}.value`, kv.value, dtype, ['batch', N, 'step_total', D]);
+  });
+  body.output('step.token', body.op('Squeeze', [emitted, body.int64s([1])]), 'int64', ['batch']);
+
+  const carried = [inputIds, positionIds, doneIn, presence, ...past.flatMap((kv) => [kv.key, kv.value])];
+  const outs = g.ops(
+    'Loop',
+    [maxSteps, g.scalar('bool', 1), ...carried],
+    carried.length + 1,
+    { body },
+    { name: 'loop' },
+  );
+  const firstKv = 4; // after ids, positions, done, presence
+  for (let l = 0; l < L; l++) {
+    g.output(presentKeyName(l), outs[firstKv + 2 * l] as string, dtype, ['batch', N, 'total', D]);
+    g.output(presentValueName(l), outs[firstKv + 2 * l + 1] as string, dtype, ['batch', N, 'total', D]);
+  }
+  g.output(GEN.tokens, outs[carried.length] as string, 'int64', ['steps_run', 'batch']);
+
+  return g.model({
+    metadata: {
+      graph: 'generate',
+      compute_dtype: dtype,
+      rotary: decoder.rotary,
+      attention: decoder.attention,
+    },
+  });
+}

@@ -1,0 +1,108 @@
+// A model holding only the production sampler (emitSampler), so tests can feed it logits
+// directly and compare its choices with the distribution computed on the host.
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { encodeModel, GraphBuilder } from '../../../gpu-function/src/model/onnx/index.ts';
+import { emitPresenceFrom, emitSampler } from '../../../gpu-function/src/model/sampler.ts';
+
+export async function samplerSession(vocabSize: number): Promise<ort.InferenceSession> {
+  const g = new GraphBuilder('sampler');
+  const logits = g.input('logits', 'float32', ['B', vocabSize]);
+  const seen = g.input('seen_ids', 'int64', ['B', 'S']);
+  const column = (name: string, dtype: 'float32' | 'int64') =>
+    g.op('Unsqueeze', [g.input(name, dtype, ['B']), g.int64s([1])]);
+  const batch = g.op('Slice', [g.op('Shape', [logits]), g.int64s([0]), g.int64s([1])]);
+  const token = emitSampler(
+    g,
+    {
+      logits,
+      presence: emitPresenceFrom(g, seen, batch, vocabSize),
+      repetitionPenalty: column('repetition_penalty', 'float32'),
+      temperature: column('temperature', 'float32'),
+      topK: column('top_k', 'int64'),
+      topP: column('top_p', 'float32'),
+      uniform: column('uniform', 'float32'),
+    },
+    vocabSize,
+  );
+  g.output('token', g.op('Squeeze', [token, g.int64s([1])]), 'int64', ['B']);
+  const dir = path.resolve('.cache/engine-tests');
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `sampler-${vocabSize}-${process.pid}.onnx`);
+  await writeFile(file, encodeModel(g.model()));
+  return ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+}
+
+export interface SamplerParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seen: number[];
+}
+
+/** Runs one row of logits against many uniforms (one batch row each); returns the chosen ids. */
+export async function sampleMany(
+  session: ort.InferenceSession,
+  logits: Float32Array,
+  uniforms: Float32Array,
+  p: SamplerParams,
+): Promise<number[]> {
+  const B = uniforms.length;
+  const V = logits.length;
+  const rows = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) rows.set(logits, b * V);
+  const seen = new BigInt64Array(B * p.seen.length);
+  for (let b = 0; b < B; b++)
+    p.seen.forEach((id, j) => {
+      seen[b * p.seen.length + j] = BigInt(id);
+    });
+  const fill = (v: number) => new Float32Array(B).fill(v);
+  const out = await session.run({
+    logits: new ort.Tensor('float32', rows, [B, V]),
+    seen_ids: new ort.Tensor('int64', seen, [B, p.seen.length]),
+    repetition_penalty: new ort.Tensor('float32', fill(p.repetitionPenalty), [B]),
+    temperature: new ort.Tensor('float32', fill(p.temperature), [B]),
+    top_k: new ort.Tensor('int64', new BigInt64Array(B).fill(BigInt(p.topK)), [B]),
+    top_p: new ort.Tensor('float32', fill(p.topP), [B]),
+    uniform: new ort.Tensor('float32', uniforms, [B]),
+  });
+  return Array.from(out.token?.data as BigInt64Array, Number);
+}
+
+/** The distribution the sampler should draw from, computed independently in float64. */
+export function expectedDistribution(logits: Float32Array, p: SamplerParams): Float64Array {
+  const V = logits.length;
+  const seen = new Set(p.seen);
+  const x = Array.from(logits, (l, id) => {
+    if (!seen.has(id)) return l;
+    return l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty;
+  });
+  const probs = new Float64Array(V);
+  if (p.temperature === 0) {
+    probs[x.indexOf(Math.max(...x))] = 1;
+    return probs;
+  }
+  const order = x.map((_, id) => id).sort((a, b) => (x[b] as number) - (x[a] as number) || a - b);
+  const k = p.topK === 0 ? V : Math.min(p.topK, V);
+  const top = order.slice(0, k);
+  const maxLogit = x[top[0] as number] as number;
+  const w = top.map((id) => Math.exp(((x[id] as number) - maxLogit) / p.temperature));
+  const massK = w.reduce((a, b) => a + b, 0);
+  let before = 0;
+  let kept = 0;
+  const keptIds: number[] = [];
+  top.forEach((id, i) => {
+    if (before < p.topP * massK) {
+      keptIds.push(id);
+      kept += w[i] as number;
+    }
+    before += w[i] as number;
+  });
+  keptIds.forEach((id) => {
+    probs[id] = (w[top.indexOf(id)] as number) / kept;
+  });
+  return probs;
+}
