@@ -32,6 +32,8 @@ export async function fixtureModelDir(
   fixture: FixtureName,
   dtype: 'float32' | 'float16',
   options: GenerationModelOptions = {},
+  /** Edits float32 weights in a private copy of the weight file (to force behaviour). */
+  patch?: (name: string, values: Float32Array) => void,
 ): Promise<string> {
   const root = path.resolve('.cache/engine-tests');
   await mkdir(root, { recursive: true });
@@ -39,7 +41,8 @@ export async function fixtureModelDir(
   const src = path.join(FIXTURES, fixture);
   const weightsFile = path.join(dir, 'model.safetensors');
   const source = path.join(src, dtype === 'float32' ? 'model.safetensors' : 'model.fp16.safetensors');
-  await link(source, weightsFile).catch(() => copyFile(source, weightsFile));
+  if (patch) await writePatched(source, weightsFile, patch);
+  else await link(source, weightsFile).catch(() => copyFile(source, weightsFile));
   await copyFile(path.join(src, 'config.json'), path.join(dir, 'config.json'));
   const config = parseModelConfig(JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')));
   const weights = new Map<string, WeightLocation>();
@@ -59,6 +62,19 @@ export async function fixtureModelDir(
     encodeModel(buildForwardModel(config, weights, graphOptions)),
   );
   return dir;
+}
+
+async function writePatched(source: string, target: string, patch: (name: string, v: Float32Array) => void) {
+  const bytes = await readFile(source);
+  for (const t of await readSafetensorsIndex(source)) {
+    if (t.dtype !== 'F32') throw new Error('only float32 weights can be patched');
+    const copy = new Float32Array(
+      bytes.buffer.slice(bytes.byteOffset + t.offset, bytes.byteOffset + t.offset + t.byteLength),
+    );
+    patch(t.name, copy);
+    bytes.set(new Uint8Array(copy.buffer), t.offset);
+  }
+  await writeFile(target, bytes);
 }
 
 export async function removeDir(dir: string | undefined): Promise<void> {
