@@ -1,5 +1,6 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { EDGE_TEST_SECRETS } from './test/edge/node/global-setup.ts';
 
 // Quiet offline: no telemetry, no Request.cf fetch, no update banner.
 process.env.WRANGLER_SEND_METRICS ??= 'false';
@@ -22,20 +23,26 @@ export default defineConfig({
         },
       },
       {
+        // The worker gets the loopback wire-protocol backend started by the global setup, and
+        // short timeouts so cold-start and stall tests take seconds.
         plugins: [
-          cloudflareTest({
+          cloudflareTest(({ inject }) => ({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
               bindings: {
-                ADMIN_TOKEN: 'test-admin-token',
-                GPU_HMAC_SECRET: 'test-hmac-secret',
+                ...EDGE_TEST_SECRETS,
+                GPU_FUNCTION_URL: inject('backendUrl'),
+                COLD_START_TIMEOUT_S: '3',
+                STREAM_IDLE_TIMEOUT_S: '2',
+                MAX_BODY_BYTES: '65536',
               },
             },
-          }),
+          })),
         ],
         test: {
           name: 'edge',
           include: ['test/edge/**/*.test.ts'],
+          globalSetup: ['test/edge/node/global-setup.ts'],
           testTimeout: 30_000,
         },
       },

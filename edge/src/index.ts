@@ -1,25 +1,35 @@
 import { Hono } from 'hono';
-import { toApiError } from '../../shared/src/errors.ts';
-import type { Env } from './env.ts';
+import { ApiError, toApiError } from '../../shared/src/errors.ts';
+import type { AppEnv } from './app-env.ts';
+import { requireApiKey } from './keys/auth.ts';
+import { admin } from './routes/admin.ts';
+import { completions } from './routes/completions.ts';
+import { models } from './routes/models.ts';
+import { tokenize } from './routes/tokenize.ts';
 
 export { KeyLimiter } from './limiter.ts';
 
-const app = new Hono<{ Bindings: Env }>();
+const app = new Hono<AppEnv>();
 
 app.get('/healthz', (c) => c.json({ status: 'ok' }));
-app.onError((err) => toApiError(err).toResponse());
+
+app.use('/v1/*', requireApiKey);
+app.post('/v1/completions', completions);
+app.route('/v1/models', models);
+app.route('/v1', tokenize);
+
+app.route('/admin', admin);
+
+app.onError((err) => {
+  const error = toApiError(err);
+  if (!(err instanceof ApiError))
+    console.error(`unhandled: ${err instanceof Error ? err.stack : String(err)}`);
+  return error.toResponse();
+});
 app.notFound((c) =>
-  c.json(
-    {
-      error: {
-        message: `Unknown route ${c.req.method} ${c.req.path}.`,
-        type: 'invalid_request_error',
-        param: null,
-        code: 'unknown_url',
-      },
-    },
-    404,
-  ),
+  new ApiError(404, 'invalid_request_error', `Unknown route ${c.req.method} ${c.req.path}.`, {
+    code: 'unknown_url',
+  }).toResponse(),
 );
 
 export default app;

@@ -1,8 +1,39 @@
 import { DurableObject } from 'cloudflare:workers';
+import type { Env } from './env.ts';
+import { Ledger } from './limits/ledger.ts';
+import type { KeyConfig, RateState, ReserveResult, UsageReport } from './limits/types.ts';
 
-/** Per-key limits and quotas, one object per API key, SQLite-backed. */
-export class KeyLimiter extends DurableObject {
-  async ping(): Promise<string> {
-    return 'ok';
+/**
+ * Per-key limits and quotas, one object per API key, SQLite-backed. The object runs one call at
+ * a time and every call is a single synchronous transaction, so concurrent requests of a key
+ * can never overspend, and everything is on disk before the call returns.
+ */
+export class KeyLimiter extends DurableObject<Env> {
+  private readonly ledger: Ledger;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.ledger = new Ledger(ctx.storage.sql);
+  }
+
+  /** Reserves one request and `tokens` tokens, or says which limit refuses them. */
+  reserve(fallback: KeyConfig, tokens: number): ReserveResult {
+    return this.ctx.storage.transactionSync(() => this.ledger.reserve(fallback, tokens, Date.now()));
+  }
+
+  settle(reservationId: number, usedTokens: number): boolean {
+    return this.ctx.storage.transactionSync(() => this.ledger.settle(reservationId, usedTokens));
+  }
+
+  state(fallback: KeyConfig): RateState {
+    return this.ledger.state(fallback, Date.now());
+  }
+
+  usage(fallback: KeyConfig): UsageReport {
+    return this.ledger.usage(fallback, Date.now());
+  }
+
+  configure(config: KeyConfig): void {
+    this.ledger.configure(config);
   }
 }

@@ -59,4 +59,29 @@ export const GPU_FUNCTION_SETTINGS = {
 /** Settings of the edge worker (wrangler vars and secrets). */
 export const EDGE_SETTINGS = {
   GPU_FUNCTION_URL: { doc: 'Base URL of the GPU function.', default: 'http://127.0.0.1:8788' },
+  GPU_HMAC_SECRET: { doc: 'Signs every request from the edge to the GPU function.', secret: true },
+  ADMIN_TOKEN: {
+    doc: 'Bearer token of the admin API (`/admin/keys`); unset disables the admin API.',
+    optional: true,
+    secret: true,
+  },
+  COLD_START_TIMEOUT_S: {
+    doc: 'How long a request waits (retrying with backoff) for a starting GPU function before a 503.',
+    default: '120',
+  },
+  STREAM_IDLE_TIMEOUT_S: {
+    doc: 'A generation stream that sends nothing (not even a heartbeat) for this long is failed.',
+    default: '60',
+  },
+  MAX_BODY_BYTES: { doc: 'Largest accepted request body.', default: '262144' },
+  DEFAULT_REQUESTS_PER_MINUTE: { doc: 'Requests per minute of a new API key.', default: '60' },
+  DEFAULT_TOKENS_PER_MINUTE: {
+    doc: 'Tokens (prompt + completion) per minute of a new API key.',
+    default: '100000',
+  },
+  DEFAULT_TOKENS_PER_DAY: { doc: 'Daily token quota of a new API key (UTC days).', default: '1000000' },
+  DEFAULT_TOKENS_PER_MONTH: {
+    doc: 'Monthly token quota of a new API key (UTC calendar months).',
+    default: '20000000',
+  },
 } satisfies SettingsSpec;

@@ -1,0 +1,155 @@
+// The OpenAI completions request, validated. Parameters this model cannot honour are refused by
+// name rather than ignored, so a client never gets an answer to a question it did not ask.
+
+import { ApiError, badRequest } from '../../../shared/src/errors.ts';
+import { CONTEXT_LENGTH, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
+import {
+  isPlainObject,
+  optionalBoolean,
+  optionalNumber,
+  rejectUnknown,
+  requireObject,
+  wellFormedString,
+} from '../http/fields.ts';
+import { type Prompt, parsePrompt } from './prompt.ts';
+
+export interface CompletionParams {
+  prompt: Prompt;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  seed?: number;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
+  echo: boolean;
+}
+
+export const DEFAULT_MAX_TOKENS = 16;
+const MAX_STOP_SEQUENCES = 4;
+const MAX_USER_LENGTH = 256;
+
+const SUPPORTED = [
+  'model',
+  'prompt',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'repetition_penalty',
+  'stop',
+  'seed',
+  'stream',
+  'stream_options',
+  'echo',
+  'user',
+];
+
+/** OpenAI parameters accepted only at their neutral value. */
+const NEUTRAL: Record<string, { ok: (v: unknown) => boolean; why: string }> = {
+  n: { ok: (v) => v === 1, why: 'only one completion per request (n = 1) is supported' },
+  best_of: { ok: (v) => v === 1, why: 'best_of is not supported' },
+  logprobs: { ok: () => false, why: 'logprobs are not supported' },
+  suffix: { ok: (v) => v === '', why: 'suffix (insertion) is not supported by this base model' },
+  logit_bias: {
+    ok: (v) => isPlainObject(v) && Object.keys(v).length === 0,
+    why: 'logit_bias is not supported',
+  },
+  presence_penalty: { ok: (v) => v === 0, why: 'presence_penalty is not supported; use repetition_penalty' },
+  frequency_penalty: {
+    ok: (v) => v === 0,
+    why: 'frequency_penalty is not supported; use repetition_penalty',
+  },
+};
+
+const KNOWN = new Set([...SUPPORTED, ...Object.keys(NEUTRAL)]);
+
+function parseStop(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list)) throw badRequest("'stop' must be a string or an array of strings.", 'stop');
+  if (list.length > MAX_STOP_SEQUENCES) {
+    throw badRequest(`'stop' may hold at most ${MAX_STOP_SEQUENCES} sequences; got ${list.length}.`, 'stop');
+  }
+  return list.map((s) => {
+    const stop = wellFormedString(s, 'stop');
+    if (stop === '') throw badRequest("'stop' sequences must not be empty.", 'stop');
+    return stop;
+  });
+}
+
+export function parseCompletionParams(raw: unknown): CompletionParams {
+  const body = requireObject(raw);
+  rejectUnknown(body, KNOWN);
+  for (const [param, rule] of Object.entries(NEUTRAL)) {
+    const v = body[param];
+    if (v !== undefined && v !== null && !rule.ok(v)) throw badRequest(`'${param}': ${rule.why}.`, param);
+  }
+
+  if (body.model === undefined || body.model === null) {
+    throw badRequest("Missing required parameter: 'model'.", 'model');
+  }
+  if (body.model !== MODEL_ID) {
+    throw new ApiError(
+      404,
+      'invalid_request_error',
+      `The model '${String(body.model)}' does not exist; this API serves '${MODEL_ID}'.`,
+      { param: 'model', code: 'model_not_found' },
+    );
+  }
+  if (body.user !== undefined && body.user !== null) {
+    const user = wellFormedString(body.user, 'user');
+    if (user.length > MAX_USER_LENGTH) {
+      throw badRequest(`'user' must be at most ${MAX_USER_LENGTH} characters.`, 'user');
+    }
+  }
+
+  const stream = optionalBoolean(body, 'stream', false);
+  let includeUsage = false;
+  const options = body.stream_options;
+  if (options !== undefined && options !== null) {
+    if (!stream)
+      throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
+    if (!isPlainObject(options)) throw badRequest("'stream_options' must be an object.", 'stream_options');
+    for (const key of Object.keys(options)) {
+      if (key !== 'include_usage') {
+        throw badRequest(`Unrecognized argument in 'stream_options': ${key}`, `stream_options.${key}`);
+      }
+    }
+    includeUsage = optionalBoolean(options, 'include_usage', false);
+  }
+
+  const params: CompletionParams = {
+    prompt: parsePrompt(body.prompt),
+    maxTokens: optionalNumber(body, 'max_tokens', {
+      fallback: DEFAULT_MAX_TOKENS,
+      min: 1,
+      max: CONTEXT_LENGTH,
+      integer: true,
+    }),
+    temperature: optionalNumber(body, 'temperature', { fallback: 1, min: 0, max: 2 }),
+    topP: optionalNumber(body, 'top_p', { fallback: 1, min: 0, max: 1, exclusiveMin: true }),
+    topK: optionalNumber(body, 'top_k', { fallback: 0, min: 0, max: VOCAB_SIZE, integer: true }),
+    repetitionPenalty: optionalNumber(body, 'repetition_penalty', {
+      fallback: 1,
+      min: 0,
+      max: 10,
+      exclusiveMin: true,
+    }),
+    stop: parseStop(body.stop),
+    stream,
+    includeUsage,
+    echo: optionalBoolean(body, 'echo', false),
+  };
+  if (body.seed !== undefined && body.seed !== null) {
+    params.seed = optionalNumber(body, 'seed', {
+      fallback: 0,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      integer: true,
+    });
+  }
+  return params;
+}

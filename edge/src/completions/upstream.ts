@@ -1,0 +1,129 @@
+// The GPU function, seen from the edge: signed requests, patience while it starts, and a
+// watchdog on the stream of frames.
+
+import { ApiError, unavailable } from '../../../shared/src/errors.ts';
+import type { GenerateFrame, GenerateRequest } from '../../../shared/src/protocol/generate.ts';
+import { readFrames } from '../../../shared/src/protocol/ndjson.ts';
+import { signRequest } from '../../../shared/src/signing.ts';
+
+export interface UpstreamOptions {
+  baseUrl: string;
+  secret: string;
+  coldStartTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5_000;
+/** Retry-After for our own 503 when the GPU function never said how long it needs. */
+const DEFAULT_RETRY_AFTER_S = 10;
+
+export const upstreamFailure = (message: string, code = 'upstream_error') =>
+  new ApiError(502, 'server_error', message, { code });
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+function retryAfterSeconds(res: Response): number | null {
+  const value = Number(res.headers.get('retry-after'));
+  return Number.isFinite(value) && value >= 0 ? value : null;
+}
+
+/**
+ * Opens the generation stream. While the GPU function is starting (connection refused, or 503)
+ * it retries with backoff until the cold-start bound, yielding between attempts so a
+ * streaming client can be kept alive; past the bound it throws a 503 with Retry-After.
+ */
+export async function* openGeneration(
+  request: GenerateRequest,
+  options: UpstreamOptions,
+  signal: AbortSignal,
+): AsyncGenerator<'waiting', Response> {
+  const url = new URL(`${options.baseUrl}/v1/generate`);
+  const body = new Uint8Array(new TextEncoder().encode(JSON.stringify(request)));
+  const deadline = Date.now() + options.coldStartTimeoutMs;
+  let backoff = FIRST_BACKOFF_MS;
+  let retryAfterS = DEFAULT_RETRY_AFTER_S;
+
+  for (;;) {
+    // A fresh signature per attempt: the GPU function refuses a nonce it has seen.
+    const headers = {
+      'content-type': 'application/json',
+      ...(await signRequest(options.secret, 'POST', url.pathname + url.search, body)),
+    };
+    let res: Response | null = null;
+    try {
+      res = await fetch(url, { method: 'POST', headers, body, signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // Unreachable: the function is not listening yet (or the network hiccupped). Retry.
+    }
+    if (res?.ok) return res;
+    if (res && res.status !== 503) throw await rejection(res);
+
+    let waitMs = backoff;
+    backoff = Math.min(2 * backoff, MAX_BACKOFF_MS);
+    if (res) {
+      const hinted = retryAfterSeconds(res);
+      await res.body?.cancel();
+      if (hinted !== null) {
+        retryAfterS = Math.max(1, hinted);
+        waitMs = Math.min(Math.max(hinted * 1000, FIRST_BACKOFF_MS), MAX_BACKOFF_MS);
+      }
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw unavailable('The model server is starting up; retry shortly.', retryAfterS);
+    }
+    yield 'waiting';
+    await sleep(Math.min(waitMs, left), signal);
+    if (signal.aborted) throw signal.reason;
+  }
+}
+
+/** A non-retryable answer from the GPU function. Its details go to the log, not to the client. */
+async function rejection(res: Response): Promise<ApiError> {
+  const detail = (await res.text().catch(() => '')).slice(0, 500);
+  console.error(`gpu-function answered ${res.status}: ${detail}`);
+  return upstreamFailure(`The model server refused the request (HTTP ${res.status}).`);
+}
+
+/**
+ * The frames of an open generation. If nothing (not even a heartbeat) arrives for the idle
+ * timeout, the request is aborted and a 502 is thrown.
+ */
+export async function* generationFrames(
+  res: Response,
+  idleTimeoutMs: number,
+  abort: AbortController,
+): AsyncGenerator<GenerateFrame> {
+  if (!res.body) throw upstreamFailure('The model server sent an empty response.');
+  let idle = false;
+  let timer = setTimeout(onIdle, idleTimeoutMs);
+  function onIdle() {
+    idle = true;
+    abort.abort();
+  }
+  try {
+    for await (const frame of readFrames<GenerateFrame>(res.body)) {
+      clearTimeout(timer);
+      yield frame;
+      timer = setTimeout(onIdle, idleTimeoutMs);
+    }
+  } catch (err) {
+    if (idle) throw upstreamFailure('The model server stopped responding.', 'upstream_timeout');
+    if (abort.signal.aborted) throw err;
+    throw upstreamFailure('The connection to the model server broke during generation.');
+  } finally {
+    clearTimeout(timer);
+  }
+}

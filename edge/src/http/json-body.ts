@@ -1,0 +1,46 @@
+import { badRequest } from '../../../shared/src/errors.ts';
+
+const tooLarge = (max: number) =>
+  badRequest(`The request body is larger than ${max} bytes.`, null, 'request_too_large');
+
+/** Reads a JSON body of at most `maxBytes`, stopping as soon as the limit is passed. */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const declared = Number(request.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  if (!request.body) throw badRequest('The request body is empty; send a JSON object.', null, 'invalid_json');
+
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw badRequest('The request body is not valid UTF-8.', null, 'invalid_json');
+  }
+  if (text.trim() === '')
+    throw badRequest('The request body is empty; send a JSON object.', null, 'invalid_json');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : 'parse error';
+    throw badRequest(`The request body is not valid JSON (${reason}).`, null, 'invalid_json');
+  }
+}

@@ -1,0 +1,245 @@
+// The accounting of one API key, kept in the Durable Object's SQLite storage.
+//
+// Rate limits use a sliding 60-second log: every request leaves a row (time, tokens), and the
+// limits count the rows of the last minute exactly. A row first holds the tokens reserved
+// (prompt + max_tokens) and is settled to the real usage when the request ends, giving back
+// the rest. Daily and monthly quotas are running totals per UTC period, adjusted the same way.
+// Every method runs synchronously, so one call is one atomic step of the object.
+
+import type { KeyConfig, KeyLimits, RateState, ReserveResult, UsageReport } from './types.ts';
+
+export const WINDOW_MS = 60_000;
+/** A reservation never settled (the worker died) stays charged in full; its row goes after this. */
+const UNSETTLED_RETENTION_MS = 60 * 60_000;
+const DAY_RETENTION_DAYS = 40;
+const MONTH_RETENTION_MONTHS = 13;
+
+interface WindowTotals {
+  count: number;
+  tokens: number;
+  /** Newest request and newest request with tokens in the window (0 when none). */
+  lastAt: number;
+  lastTokensAt: number;
+}
+
+export const dayPeriod = (now: number) => `d:${new Date(now).toISOString().slice(0, 10)}`;
+export const monthPeriod = (now: number) => `m:${new Date(now).toISOString().slice(0, 7)}`;
+
+export function msUntilNextUtcDay(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1) - now;
+}
+
+export function msUntilNextUtcMonth(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - now;
+}
+
+export class Ledger {
+  private readonly sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.sql = sql;
+    // AUTOINCREMENT: ids are never reused, so a late settle cannot touch a newer reservation.
+    sql.exec(`CREATE TABLE IF NOT EXISTS reservation (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at_ms INTEGER NOT NULL,
+      tokens INTEGER NOT NULL,
+      settled INTEGER NOT NULL DEFAULT 0,
+      day TEXT NOT NULL,
+      month TEXT NOT NULL)`);
+    sql.exec('CREATE INDEX IF NOT EXISTS reservation_at ON reservation (at_ms)');
+    sql.exec('CREATE TABLE IF NOT EXISTS period_usage (period TEXT PRIMARY KEY, tokens INTEGER NOT NULL)');
+    sql.exec(
+      'CREATE TABLE IF NOT EXISTS key_config (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)',
+    );
+  }
+
+  /** The configuration the admin API stored here; it wins over the (eventually consistent) KV copy. */
+  storedConfig(): KeyConfig | null {
+    const row = this.sql.exec<{ json: string }>('SELECT json FROM key_config WHERE id = 1').toArray()[0];
+    return row ? (JSON.parse(row.json) as KeyConfig) : null;
+  }
+
+  configure(config: KeyConfig): void {
+    this.sql.exec(
+      'INSERT INTO key_config (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json',
+      JSON.stringify(config),
+    );
+  }
+
+  reserve(fallback: KeyConfig, tokens: number, now: number): ReserveResult {
+    const { limits, disabled } = this.storedConfig() ?? fallback;
+    this.prune(now);
+    const win = this.window(now);
+    const refuse = (refusal: Exclude<ReserveResult, { ok: true }>['refusal'], retryAfterMs: number | null) =>
+      ({ ok: false, refusal, retryAfterMs, state: rateState(limits, win, now) }) as const;
+
+    if (disabled) return refuse('disabled', null);
+    if (tokens > limits.tokens_per_minute) return refuse('request_too_large', null);
+    if (win.count + 1 > limits.requests_per_minute) {
+      return refuse('requests_per_minute', this.requestsRetryMs(win, limits, now));
+    }
+    if (win.tokens + tokens > limits.tokens_per_minute) {
+      return refuse(
+        'tokens_per_minute',
+        this.tokensRetryMs(win.tokens + tokens - limits.tokens_per_minute, now),
+      );
+    }
+    const day = dayPeriod(now);
+    const month = monthPeriod(now);
+    if (this.periodTokens(day) + tokens > limits.tokens_per_day) {
+      return refuse('tokens_per_day', msUntilNextUtcDay(now));
+    }
+    if (this.periodTokens(month) + tokens > limits.tokens_per_month) {
+      return refuse('tokens_per_month', msUntilNextUtcMonth(now));
+    }
+
+    const { id } = this.sql
+      .exec<{ id: number }>(
+        'INSERT INTO reservation (at_ms, tokens, day, month) VALUES (?, ?, ?, ?) RETURNING id',
+        now,
+        tokens,
+        day,
+        month,
+      )
+      .one();
+    this.addToPeriod(day, tokens, now);
+    this.addToPeriod(month, tokens, now);
+    const after: WindowTotals = {
+      count: win.count + 1,
+      tokens: win.tokens + tokens,
+      lastAt: now,
+      lastTokensAt: tokens > 0 ? now : win.lastTokensAt,
+    };
+    return { ok: true, reservationId: id, state: rateState(limits, after, now) };
+  }
+
+  /** Replaces a reservation by the tokens really used (never more than reserved). Idempotent. */
+  settle(reservationId: number, usedTokens: number): boolean {
+    const row = this.sql
+      .exec<{ tokens: number; settled: number; day: string; month: string }>(
+        'SELECT tokens, settled, day, month FROM reservation WHERE id = ?',
+        reservationId,
+      )
+      .toArray()[0];
+    if (!row || row.settled) return false;
+    const used = Math.min(row.tokens, Math.max(0, Math.round(usedTokens)));
+    this.sql.exec('UPDATE reservation SET tokens = ?, settled = 1 WHERE id = ?', used, reservationId);
+    if (used !== row.tokens) {
+      this.sql.exec(
+        'UPDATE period_usage SET tokens = tokens + ? WHERE period IN (?, ?)',
+        used - row.tokens,
+        row.day,
+        row.month,
+      );
+    }
+    return true;
+  }
+
+  state(fallback: KeyConfig, now: number): RateState {
+    const { limits } = this.storedConfig() ?? fallback;
+    this.prune(now);
+    return rateState(limits, this.window(now), now);
+  }
+
+  usage(fallback: KeyConfig, now: number): UsageReport {
+    const state = this.state(fallback, now);
+    const open = this.sql
+      .exec<{ n: number }>('SELECT COUNT(*) AS n FROM reservation WHERE settled = 0')
+      .one().n;
+    return {
+      state,
+      tokens_today: this.periodTokens(dayPeriod(now)),
+      tokens_this_month: this.periodTokens(monthPeriod(now)),
+      open_reservations: open,
+    };
+  }
+
+  private window(now: number): WindowTotals {
+    const row = this.sql
+      .exec<{ count: number; tokens: number; lastAt: number; lastTokensAt: number }>(
+        `SELECT COUNT(*) AS count, COALESCE(SUM(tokens), 0) AS tokens, COALESCE(MAX(at_ms), 0) AS lastAt,
+           COALESCE(MAX(CASE WHEN tokens > 0 THEN at_ms END), 0) AS lastTokensAt
+         FROM reservation WHERE at_ms > ?`,
+        now - WINDOW_MS,
+      )
+      .one();
+    return row;
+  }
+
+  /** When enough of the oldest requests leave the window for one more to fit. */
+  private requestsRetryMs(win: WindowTotals, limits: KeyLimits, now: number): number {
+    const row = this.sql
+      .exec<{ at_ms: number }>(
+        'SELECT at_ms FROM reservation WHERE at_ms > ? ORDER BY at_ms, id LIMIT 1 OFFSET ?',
+        now - WINDOW_MS,
+        win.count - limits.requests_per_minute,
+      )
+      .toArray()[0];
+    return row ? row.at_ms + WINDOW_MS - now : WINDOW_MS;
+  }
+
+  /** When enough tokens leave the window to free `excess` of them. */
+  private tokensRetryMs(excess: number, now: number): number {
+    let freed = 0;
+    const rows = this.sql.exec<{ at_ms: number; tokens: number }>(
+      'SELECT at_ms, tokens FROM reservation WHERE at_ms > ? AND tokens > 0 ORDER BY at_ms, id',
+      now - WINDOW_MS,
+    );
+    for (const row of rows) {
+      freed += row.tokens;
+      if (freed >= excess) return row.at_ms + WINDOW_MS - now;
+    }
+    return WINDOW_MS;
+  }
+
+  private periodTokens(period: string): number {
+    const row = this.sql
+      .exec<{ tokens: number }>('SELECT tokens FROM period_usage WHERE period = ?', period)
+      .toArray()[0];
+    return row?.tokens ?? 0;
+  }
+
+  private addToPeriod(period: string, tokens: number, now: number): void {
+    const updated = this.sql.exec(
+      'UPDATE period_usage SET tokens = tokens + ? WHERE period = ?',
+      tokens,
+      period,
+    );
+    if (updated.rowsWritten > 0) return;
+    this.sql.exec('INSERT INTO period_usage (period, tokens) VALUES (?, ?)', period, tokens);
+    this.prunePeriods(now); // a new period began: a good moment to drop old ones
+  }
+
+  private prune(now: number): void {
+    this.sql.exec(
+      'DELETE FROM reservation WHERE at_ms <= ? AND (settled = 1 OR at_ms <= ?)',
+      now - WINDOW_MS,
+      now - UNSETTLED_RETENTION_MS,
+    );
+  }
+
+  private prunePeriods(now: number): void {
+    const d = new Date(now);
+    const oldestDay = dayPeriod(
+      Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - DAY_RETENTION_DAYS),
+    );
+    const oldestMonth = monthPeriod(
+      Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - MONTH_RETENTION_MONTHS, 1),
+    );
+    this.sql.exec("DELETE FROM period_usage WHERE period >= 'd:' AND period < ?", oldestDay);
+    this.sql.exec("DELETE FROM period_usage WHERE period >= 'm:' AND period < ?", oldestMonth);
+  }
+}
+
+function rateState(limits: KeyLimits, win: WindowTotals, now: number): RateState {
+  return {
+    limitRequests: limits.requests_per_minute,
+    remainingRequests: Math.max(0, limits.requests_per_minute - win.count),
+    resetRequestsMs: win.lastAt > 0 ? Math.max(0, win.lastAt + WINDOW_MS - now) : 0,
+    limitTokens: limits.tokens_per_minute,
+    remainingTokens: Math.max(0, limits.tokens_per_minute - win.tokens),
+    resetTokensMs: win.lastTokensAt > 0 ? Math.max(0, win.lastTokensAt + WINDOW_MS - now) : 0,
+  };
+}

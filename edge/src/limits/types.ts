@@ -1,0 +1,55 @@
+// Shapes exchanged between the worker and the KeyLimiter Durable Object.
+
+export interface KeyLimits {
+  requests_per_minute: number;
+  /** Prompt + completion tokens per minute. */
+  tokens_per_minute: number;
+  /** Per UTC day. */
+  tokens_per_day: number;
+  /** Per UTC calendar month. */
+  tokens_per_month: number;
+}
+
+/** What the limiter enforces for one key. */
+export interface KeyConfig {
+  limits: KeyLimits;
+  disabled: boolean;
+}
+
+/** The per-minute windows as the x-ratelimit-* headers report them. */
+export interface RateState {
+  limitRequests: number;
+  remainingRequests: number;
+  /** Until the request window is empty again. */
+  resetRequestsMs: number;
+  limitTokens: number;
+  remainingTokens: number;
+  resetTokensMs: number;
+}
+
+export type Refusal =
+  | 'disabled'
+  | 'requests_per_minute'
+  | 'tokens_per_minute'
+  | 'request_too_large'
+  | 'tokens_per_day'
+  | 'tokens_per_month';
+
+export type ReserveResult =
+  | { ok: true; reservationId: number; state: RateState }
+  | { ok: false; refusal: Refusal; retryAfterMs: number | null; state: RateState };
+
+/** Token usage of the current periods, for the admin API. */
+export interface UsageReport {
+  state: RateState;
+  tokens_today: number;
+  tokens_this_month: number;
+  open_reservations: number;
+}
+
+export const LIMIT_NAMES = [
+  'requests_per_minute',
+  'tokens_per_minute',
+  'tokens_per_day',
+  'tokens_per_month',
+] as const satisfies readonly (keyof KeyLimits)[];

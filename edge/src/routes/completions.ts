@@ -1,0 +1,211 @@
+// POST /v1/completions: validate, tokenize, reserve, forward, answer (JSON or SSE), settle.
+
+import type { Context } from 'hono';
+import { badRequest, toApiError } from '../../../shared/src/errors.ts';
+import { CONTEXT_LENGTH } from '../../../shared/src/model-facts.ts';
+import { type GenerateRequest, parseGenerateRequest } from '../../../shared/src/protocol/generate.ts';
+import type { AppEnv } from '../app-env.ts';
+import {
+  type CompletionIdentity,
+  chunkEvent,
+  completionBody,
+  errorEvent,
+  newCompletionIdentity,
+  SSE_DONE,
+  SSE_KEEP_ALIVE,
+  usageEvent,
+  usageOf,
+} from '../completions/format.ts';
+import {
+  type FinishReason,
+  type GenerationEvent,
+  type GenerationInput,
+  type GenerationProgress,
+  generate,
+} from '../completions/generation.ts';
+import { type CompletionParams, parseCompletionParams } from '../completions/params.ts';
+import { readJsonBody } from '../http/json-body.ts';
+import { rateLimitHeaders } from '../http/ratelimit-headers.ts';
+import { configOf, limiterOf } from '../limits/client.ts';
+import { refusalError } from '../limits/refusal.ts';
+import { edgeSettings } from '../settings.ts';
+import { loadTokenizer } from '../tokenizer.ts';
+
+function checkContext(promptTokens: number, maxTokens: number): void {
+  if (promptTokens + maxTokens <= CONTEXT_LENGTH) return;
+  throw badRequest(
+    `This model's context length is ${CONTEXT_LENGTH} tokens; the prompt has ${promptTokens} and max_tokens asks for ${maxTokens} more (${promptTokens + maxTokens}).`,
+    promptTokens >= CONTEXT_LENGTH ? 'prompt' : 'max_tokens',
+    'context_length_exceeded',
+  );
+}
+
+function generateRequestOf(params: CompletionParams, promptIds: number[]): GenerateRequest {
+  // The shared validator is the last word on what the GPU function accepts.
+  return parseGenerateRequest({
+    prompt_ids: promptIds,
+    max_new_tokens: params.maxTokens,
+    temperature: params.temperature,
+    top_p: params.topP,
+    top_k: params.topK,
+    repetition_penalty: params.repetitionPenalty,
+    seed: params.seed,
+    stop_ids: [],
+  });
+}
+
+export async function completions(c: Context<AppEnv>): Promise<Response> {
+  const settings = edgeSettings(c.env);
+  const key = c.get('apiKey');
+  const params = parseCompletionParams(await readJsonBody(c.req.raw, settings.maxBodyBytes));
+  const tokenizer = await loadTokenizer();
+  const promptIds = 'ids' in params.prompt ? params.prompt.ids : tokenizer.encode(params.prompt.text);
+  if (promptIds.length === 0) throw badRequest("'prompt' encodes to no tokens.", 'prompt');
+  checkContext(promptIds.length, params.maxTokens);
+  const request = generateRequestOf(params, promptIds);
+
+  // Reserve the most this request can use; settle to the real usage when it ends.
+  const limiter = limiterOf(c.env, key.id);
+  const reserved = promptIds.length + params.maxTokens;
+  const reservation = await limiter.reserve(configOf(key), reserved);
+  const headers = rateLimitHeaders(reservation.state);
+  if (!reservation.ok) {
+    throw refusalError(
+      reservation.refusal,
+      reservation.retryAfterMs,
+      { tokens: reserved, limit: reservation.state.limitTokens },
+      headers,
+    );
+  }
+  const settle = (usedTokens: number) =>
+    limiter.settle(reservation.reservationId, usedTokens).then(
+      () => undefined,
+      (err: unknown) => console.error(`settling reservation failed: ${String(err)}`),
+    );
+
+  const clientGone = new AbortController();
+  const progress: GenerationProgress = { completionTokens: 0 };
+  const input: GenerationInput = {
+    request,
+    stop: params.stop,
+    tokenizer,
+    upstream: {
+      baseUrl: settings.gpuFunctionUrl,
+      secret: settings.hmacSecret,
+      coldStartTimeoutMs: settings.coldStartTimeoutMs,
+      idleTimeoutMs: settings.streamIdleTimeoutMs,
+    },
+    signal: clientGone.signal,
+  };
+  const events = generate(input, progress);
+  const echo = params.echo
+    ? 'text' in params.prompt
+      ? params.prompt.text
+      : tokenizer.decode(promptIds)
+    : '';
+  // You pay for what the model produced: nothing when it produced nothing.
+  const used = () => (progress.completionTokens > 0 ? promptIds.length + progress.completionTokens : 0);
+
+  if (!params.stream) {
+    let text = echo;
+    let finish: FinishReason = 'length';
+    try {
+      for await (const event of events) {
+        if (event.type === 'text') text += event.text;
+        else if (event.type === 'finish') finish = event.reason;
+      }
+    } catch (err) {
+      c.executionCtx.waitUntil(settle(0)); // the client receives nothing
+      throw err;
+    }
+    c.executionCtx.waitUntil(settle(used()));
+    const body = completionBody(
+      newCompletionIdentity(),
+      text,
+      finish,
+      usageOf(promptIds.length, progress.completionTokens),
+    );
+    return Response.json(body, { headers });
+  }
+
+  // Errors before the first event (a refusing or unreachable backend) still get a real status.
+  let first: IteratorResult<GenerationEvent>;
+  try {
+    first = await events.next();
+  } catch (err) {
+    c.executionCtx.waitUntil(settle(0));
+    throw err;
+  }
+  const stream = sseStream({
+    first,
+    events,
+    who: newCompletionIdentity(),
+    echo,
+    includeUsage: params.includeUsage,
+    promptTokens: promptIds.length,
+    progress,
+    clientGone,
+    onEnd: () => settle(used()),
+  });
+  c.executionCtx.waitUntil(stream.finished);
+  return new Response(stream.body, {
+    headers: { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
+  });
+}
+
+interface SseInput {
+  first: IteratorResult<GenerationEvent>;
+  events: AsyncGenerator<GenerationEvent>;
+  who: CompletionIdentity;
+  echo: string;
+  includeUsage: boolean;
+  promptTokens: number;
+  progress: GenerationProgress;
+  clientGone: AbortController;
+  onEnd: () => Promise<void>;
+}
+
+/** The SSE body; `finished` resolves once the stream ended and the usage is settled. */
+function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; finished: Promise<void> } {
+  let resolveFinished: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    resolveFinished = resolve;
+  });
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (bytes: Uint8Array) => {
+        if (!input.clientGone.signal.aborted) controller.enqueue(bytes);
+      };
+      pump(input, send)
+        .catch((err: unknown) => {
+          if (input.clientGone.signal.aborted) return;
+          const error = toApiError(err);
+          if (error.status >= 500) console.error(`stream failed: ${error.message}`);
+          send(errorEvent(error.toJSON()));
+        })
+        .finally(async () => {
+          if (!input.clientGone.signal.aborted) controller.close();
+          await input.onEnd();
+          resolveFinished();
+        });
+    },
+    cancel() {
+      input.clientGone.abort();
+    },
+  });
+  return { body, finished };
+}
+
+async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise<void> {
+  const { who, includeUsage } = input;
+  if (input.echo) send(chunkEvent(who, input.echo, null, includeUsage));
+  for (let step = input.first; !step.done; step = await input.events.next()) {
+    const event = step.value;
+    if (event.type === 'waiting') send(SSE_KEEP_ALIVE);
+    else if (event.type === 'text') send(chunkEvent(who, event.text, null, includeUsage));
+    else send(chunkEvent(who, '', event.reason, includeUsage));
+    if (input.clientGone.signal.aborted) throw new Error('client went away');
+  }
+  if (includeUsage) send(usageEvent(who, usageOf(input.promptTokens, input.progress.completionTokens)));
+  send(SSE_DONE);
+}

@@ -1,0 +1,43 @@
+import { EDGE_SETTINGS, loadSettings, SettingsError } from '../../shared/src/config.ts';
+import type { KeyLimits } from './limits/types.ts';
+
+/** The edge's settings, parsed once per environment object. */
+export interface EdgeSettings {
+  gpuFunctionUrl: string;
+  hmacSecret: string;
+  adminToken: string | undefined;
+  coldStartTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  maxBodyBytes: number;
+  defaultLimits: KeyLimits;
+}
+
+function positiveInteger(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new SettingsError(`${name} must be a positive integer`);
+  return n;
+}
+
+const cache = new WeakMap<object, EdgeSettings>();
+
+export function edgeSettings(env: object): EdgeSettings {
+  let settings = cache.get(env);
+  if (settings) return settings;
+  const raw = loadSettings(EDGE_SETTINGS, env as Record<string, string | undefined>);
+  settings = {
+    gpuFunctionUrl: (raw.GPU_FUNCTION_URL ?? '').replace(/\/+$/, ''),
+    hmacSecret: raw.GPU_HMAC_SECRET ?? '',
+    adminToken: raw.ADMIN_TOKEN,
+    coldStartTimeoutMs: positiveInteger('COLD_START_TIMEOUT_S', raw.COLD_START_TIMEOUT_S) * 1000,
+    streamIdleTimeoutMs: positiveInteger('STREAM_IDLE_TIMEOUT_S', raw.STREAM_IDLE_TIMEOUT_S) * 1000,
+    maxBodyBytes: positiveInteger('MAX_BODY_BYTES', raw.MAX_BODY_BYTES),
+    defaultLimits: {
+      requests_per_minute: positiveInteger('DEFAULT_REQUESTS_PER_MINUTE', raw.DEFAULT_REQUESTS_PER_MINUTE),
+      tokens_per_minute: positiveInteger('DEFAULT_TOKENS_PER_MINUTE', raw.DEFAULT_TOKENS_PER_MINUTE),
+      tokens_per_day: positiveInteger('DEFAULT_TOKENS_PER_DAY', raw.DEFAULT_TOKENS_PER_DAY),
+      tokens_per_month: positiveInteger('DEFAULT_TOKENS_PER_MONTH', raw.DEFAULT_TOKENS_PER_MONTH),
+    },
+  };
+  cache.set(env, settings);
+  return settings;
+}

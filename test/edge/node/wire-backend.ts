@@ -1,0 +1,226 @@
+// A stand-in for the GPU function that speaks the real wire protocol (signed POST /v1/generate,
+// NDJSON frames) over real HTTP on loopback, with deterministic output: it "generates" the
+// prompt's ids again, cyclically, so a test knows the completion text from the prompt alone.
+//
+// A path prefix picks the behaviour, e.g. GPU_FUNCTION_URL = http://127.0.0.1:PORT/s/delay=20,fail=3
+//   delay=MS        pause between token frames          chunk=K       ids per token frame
+//   eos=N           finish 'eos' after N tokens          fail=N        done frame with 'error' after N
+//   drop=N          cut the connection after N tokens    stall=N       go silent after N tokens
+//   heartbeats=K    K 'loading' heartbeats first         status=CODE   answer CODE with an error body
+//   cold=NAME:MS    503 + Retry-After until MS after the first request named NAME
+//   tag=NAME        only labels the request in the log
+// GET /log returns what each request did (tokens sent, how it ended), for cancellation checks.
+// POST /control/listen-later/MS answers the URL of a port that starts listening MS from now.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type GenerateRequest, parseGenerateRequest } from '../../../shared/src/protocol/generate.ts';
+import { encodeFrame } from '../../../shared/src/protocol/ndjson.ts';
+import { NonceCache, verifyRequest } from '../../../shared/src/signing.ts';
+
+export interface LogEntry {
+  path: string;
+  tag: string | null;
+  status: number;
+  tokensSent: number;
+  outcome: 'done' | 'client_closed' | 'dropped' | 'refused' | 'stalled';
+}
+
+export interface WireBackend {
+  url: string;
+  log: LogEntry[];
+  /** A URL whose port starts listening after `delayMs` (connections are refused until then). */
+  listenLater(delayMs: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+type Scenario = Record<string, string>;
+
+function parseScenario(path: string): { scenario: Scenario; route: string } {
+  const m = /^\/s\/([^/]*)(\/.*)$/.exec(path);
+  if (!m) return { scenario: {}, route: path };
+  const scenario: Scenario = {};
+  for (const part of decodeURIComponent(m[1]!).split(',')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) scenario[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return { scenario, route: m[2]! };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readBody(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify({ error: { message, type: 'server_error', param: null, code: null } }));
+}
+
+const coldSince = new Map<string, number>();
+
+function sendJson(res: ServerResponse, value: unknown) {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(value));
+}
+
+function createHandler(secret: string, log: LogEntry[], listenLater: (delayMs: number) => Promise<string>) {
+  const nonces = new NonceCache();
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    if (req.method === 'GET' && path === '/log') return sendJson(res, log);
+    const later = /^\/control\/listen-later\/(\d+)$/.exec(path);
+    if (req.method === 'POST' && later) return sendJson(res, { url: await listenLater(Number(later[1])) });
+    const { scenario, route } = parseScenario(path);
+    if (req.method !== 'POST' || route !== '/v1/generate') return sendError(res, 404, 'not found');
+    const entry: LogEntry = {
+      path,
+      tag: scenario.tag ?? null,
+      status: 200,
+      tokensSent: 0,
+      outcome: 'refused',
+    };
+    log.push(entry);
+    const body = await readBody(req);
+    const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
+      entry.status = status;
+      sendError(res, status, message, headers);
+    };
+
+    const headers = { get: (name: string) => req.headers[name]?.toString() ?? null };
+    const bad = await verifyRequest(secret, 'POST', path, headers, body, nonces);
+    if (bad) return fail(401, `signature: ${bad}`);
+    if (scenario.status) return fail(Number(scenario.status), 'scripted failure');
+    if (scenario.cold) {
+      const [name, ms] = scenario.cold.split(':');
+      const since = coldSince.get(name!) ?? Date.now();
+      coldSince.set(name!, since);
+      if (Date.now() - since < Number(ms)) return fail(503, 'starting', { 'retry-after': '1' });
+    }
+    let request: GenerateRequest;
+    try {
+      request = parseGenerateRequest(JSON.parse(new TextDecoder().decode(body)));
+    } catch (err) {
+      return fail(400, err instanceof Error ? err.message : String(err));
+    }
+    await stream(request, scenario, res, entry);
+  };
+}
+
+async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse, entry: LogEntry) {
+  let closed = false;
+  res.on('close', () => {
+    if (!res.writableFinished) closed = true;
+  });
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  const write = (frame: unknown) => res.write(encodeFrame(frame));
+  const num = (k: string) => (s[k] === undefined ? undefined : Number(s[k]));
+
+  for (let i = 0; i < (num('heartbeats') ?? 0); i++) {
+    write({ type: 'heartbeat', phase: 'loading' });
+    await sleep(num('delay') ?? 20);
+  }
+  const chunk = num('chunk') ?? 1;
+  const prompt = request.prompt_ids;
+  let finish: 'length' | 'eos' | 'error' = 'length';
+  while (entry.tokensSent < request.max_new_tokens) {
+    if (closed) {
+      entry.outcome = 'client_closed';
+      return;
+    }
+    const n = entry.tokensSent;
+    if (n === num('eos')) {
+      finish = 'eos';
+      break;
+    }
+    if (n === num('fail')) {
+      finish = 'error';
+      break;
+    }
+    if (n === num('drop')) {
+      entry.outcome = 'dropped';
+      res.socket?.destroy();
+      return;
+    }
+    if (n === num('stall')) {
+      entry.outcome = 'stalled';
+      return; // leaves the response open and silent
+    }
+    const count = Math.min(chunk, request.max_new_tokens - n);
+    const ids = Array.from({ length: count }, (_, k) => prompt[(n + k) % prompt.length]!);
+    write({ type: 'tokens', ids });
+    entry.tokensSent += count;
+    const delay = num('delay');
+    if (delay) await sleep(delay);
+    else await new Promise((r) => setImmediate(r)); // let a disconnect be noticed between frames
+  }
+  write({
+    type: 'done',
+    finish_reason: finish,
+    prompt_tokens: prompt.length,
+    completion_tokens: entry.tokensSent,
+    timings: { queue_ms: 0, load_ms: 0, prefill_ms: 0, decode_ms: 0, total_ms: 0 },
+    ...(finish === 'error' ? { error: { message: 'scripted failure', code: 'internal_error' } } : {}),
+  });
+  res.end();
+  entry.outcome = 'done';
+}
+
+function listen(server: Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function startWireBackend(secret: string): Promise<WireBackend> {
+  const log: LogEntry[] = [];
+  const servers: Server[] = [];
+  const listenLater = async (delayMs: number) => {
+    // Reserve a free port, release it, and take it again later: connections are refused meanwhile.
+    const probe = createServer();
+    const later = await listen(probe);
+    await new Promise((r) => probe.close(r));
+    setTimeout(() => void listen(serve(), later), delayMs);
+    return `http://127.0.0.1:${later}`;
+  };
+  const handler = createHandler(secret, log, listenLater);
+  const serve = () => {
+    const server = createServer((req, res) => {
+      handler(req, res).catch((err: unknown) => {
+        if (!res.headersSent) sendError(res, 500, String(err));
+        else res.destroy();
+      });
+    });
+    servers.push(server);
+    return server;
+  };
+  const port = await listen(serve());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    log,
+    listenLater,
+    async close() {
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise((r) => {
+              s.closeAllConnections();
+              s.close(r);
+            }),
+        ),
+      );
+    },
+  };
+}
