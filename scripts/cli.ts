@@ -10,7 +10,7 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   tokenize: { module: './cli/tokenizer.ts', summary: 'encode JSON lines ({"text"}) to id arrays' },
   detokenize: { module: './cli/tokenizer.ts', summary: 'decode JSON lines ({"ids"}) to strings' },
   tokenizer: { module: './cli/tokenizer.ts', summary: 'tokenizer compile --model PATH --out PATH' },
-  convert: { module: './cli/model.ts', summary: 'convert a Hugging Face checkpoint to ONNX' },
+  convert: { module: './cli/convert.ts', summary: 'convert a Hugging Face checkpoint to ONNX' },
   logits: { module: './cli/model.ts', summary: 'print logits for token ids' },
   generate: { module: './cli/model.ts', summary: 'generate token ids' },
   upload: { module: './cli/upload.ts', summary: 'upload a converted model to S3-compatible storage' },
