@@ -4,6 +4,7 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { ComputeDtype } from '../model/decoder.ts';
 import { buildForwardModel } from '../model/forward-model.ts';
+import { buildGenerationModel } from '../model/generation-graph.ts';
 import { encodeModel } from '../model/onnx/index.ts';
 import type { WeightLocation } from './manifest.ts';
 
@@ -18,5 +19,10 @@ export const GRAPH_TARGETS: readonly GraphTarget[] = [
     kind: 'forward',
     file: 'forward.onnx',
     build: (config, weights, dtype) => encodeModel(buildForwardModel(config, weights, { dtype })),
+  },
+  {
+    kind: 'generate',
+    file: 'model.onnx',
+    build: (config, weights, dtype) => encodeModel(buildGenerationModel(config, weights, { dtype })),
   },
 ];

@@ -28,7 +28,9 @@ describe.skipIf(!hasFixtures)('npm run cli -- convert', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${out}\n`);
     expect(r.stderr).toMatch(/^weights \[#{24}\] 100\.0% /m);
-    expect(r.stderr).toMatch(/converted safetensors \(F32\) to float16: .* graphs forward\.onnx/);
+    expect(r.stderr).toMatch(
+      /converted safetensors \(F32\) to float16: .* graphs forward\.onnx, model\.onnx/,
+    );
     expect(await listDir(out)).toContain('manifest.json');
   });
 

@@ -8,6 +8,7 @@ import type { InMemoryTensor } from '../../../gpu-function/src/checkpoint/safete
 import { convertCheckpoint } from '../../../gpu-function/src/convert/convert.ts';
 import { float16BitsToFloat32Bits } from '../../../gpu-function/src/convert/dtype.ts';
 import { type Manifest, verifyManifest } from '../../../gpu-function/src/convert/manifest.ts';
+import { GenerationEngine } from '../../../gpu-function/src/engine/engine.ts';
 import { expectedTensors } from '../../../gpu-function/src/model/config.ts';
 import {
   forwardError,
@@ -82,16 +83,27 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     });
     expect(['linked', 'copied']).toContain(result.weights);
     expect([...stages]).toEqual(['weights', 'graphs', 'done']);
-    expect(await listDir(out)).toEqual(['config.json', 'forward.onnx', 'manifest.json', 'model.safetensors']);
+    expect(await listDir(out)).toEqual([
+      'config.json',
+      'forward.onnx',
+      'manifest.json',
+      'model.onnx',
+      'model.safetensors',
+    ]);
     expect(await readFile(join(out, 'config.json'))).toEqual(await readFile(join(TINY, 'config.json')));
 
     const manifest = await verifyManifest(out);
     expect(manifest).toEqual(result.manifest);
     expect(manifest.dtype).toBe('float32');
     expect(manifest.computeDtype).toBe('float32');
-    expect(manifest.graphs).toEqual({ forward: 'forward.onnx' });
+    expect(manifest.graphs).toEqual({ forward: 'forward.onnx', generate: 'model.onnx' });
     expect(manifest.source).toEqual({ format: 'safetensors', dtypes: ['F32'], files: ['model.safetensors'] });
-    expect(manifest.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors', 'forward.onnx']);
+    expect(manifest.files.map((f) => f.path)).toEqual([
+      'config.json',
+      'model.safetensors',
+      'forward.onnx',
+      'model.onnx',
+    ]);
     const golden = JSON.parse(await readFile(join(TINY, 'golden.json'), 'utf8')) as {
       weights: Record<string, string>;
     };
@@ -104,13 +116,30 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
 
     const g = await loadGolden(TINY);
     expect(await forwardError(out, manifest, g, g.sequences.len7)).toBeLessThan(1e-5);
+
+    // The generation graph serves from the same folder: the greedy continuation is exact.
+    const engine = await GenerationEngine.open(out);
+    try {
+      const stream = engine.generate({ promptIds: g.greedy.prompt_ids, maxNewTokens: 20, temperature: 0 });
+      const ids: number[] = [];
+      for await (const chunk of stream) ids.push(...chunk.ids);
+      expect(ids).toEqual(g.greedy.new_tokens);
+    } finally {
+      await engine.close();
+    }
   });
 
   it('float32 -> float16: weights.bin equals the fixture float16 file bit for bit (round to nearest even)', async () => {
     const out = join(root, 'tiny-to-f16');
     const result = await convertCheckpoint({ checkpointDir: TINY, outDir: out, dtype: 'float16' });
     expect(result.weights).toBe('converted');
-    expect(await listDir(out)).toEqual(['config.json', 'forward.onnx', 'manifest.json', 'weights.bin']);
+    expect(await listDir(out)).toEqual([
+      'config.json',
+      'forward.onnx',
+      'manifest.json',
+      'model.onnx',
+      'weights.bin',
+    ]);
     const manifest = await verifyManifest(out);
     expect(manifest.dtype).toBe('float16');
     expect(manifest.computeDtype).toBe('float16');
@@ -132,6 +161,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
       'config.json',
       'model.fp16.safetensors',
       'forward.onnx',
+      'model.onnx',
     ]);
     await expectWeights(asIs, r1.manifest, byName(tinyF16));
     expect(await forwardError(asIs, r1.manifest, g, g.fp16_weights_upcast)).toBeLessThan(1e-5);
@@ -167,6 +197,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
       'model-00001-of-00003.safetensors',
       'model-00002-of-00003.safetensors',
       'model-00003-of-00003.safetensors',
+      'model.onnx',
     ]);
     expect(new Set(Object.values(manifest.tensors).map((t) => t.location)).size).toBe(3);
     await verifyManifest(out);
@@ -215,7 +246,13 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     const r1 = await convertCheckpoint({ checkpointDir: single, outDir: out1 });
     expect(r1.weights).toBe('converted');
     expect(r1.manifest.source).toEqual({ format: 'pytorch', dtypes: ['F32'], files: ['pytorch_model.bin'] });
-    expect(await listDir(out1)).toEqual(['config.json', 'forward.onnx', 'manifest.json', 'weights.bin']);
+    expect(await listDir(out1)).toEqual([
+      'config.json',
+      'forward.onnx',
+      'manifest.json',
+      'model.onnx',
+      'weights.bin',
+    ]);
     await expectWeights(out1, r1.manifest, byName(h128F32));
     expect(await forwardError(out1, r1.manifest, g, g.sequences.len7)).toBeLessThan(1e-5);
 

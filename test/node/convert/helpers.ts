@@ -180,6 +180,7 @@ export interface Golden {
   logit_ids: number[];
   sequences: Record<'len1' | 'len7' | 'len40', GoldenBlock>;
   fp16_weights_upcast: GoldenBlock;
+  greedy: { prompt_ids: number[]; new_tokens: number[] };
 }
 
 export async function loadGolden(fixture: string): Promise<Golden> {
