@@ -54,6 +54,52 @@ export function redactSettings<S extends SettingsSpec>(
 export const GPU_FUNCTION_SETTINGS = {
   HOST: { doc: 'Interface the HTTP server binds to.', default: '0.0.0.0' },
   PORT: { doc: 'HTTP port.', default: '8788' },
+  GPU_HMAC_SECRET: {
+    doc: 'Shared secret that signs every request from the edge; without it /v1/generate answers 503.',
+    optional: true,
+    secret: true,
+  },
+  MODEL_URI: {
+    doc: 'Where the converted model lives: s3://bucket/prefix (or a local converted folder for development).',
+    optional: true,
+  },
+  S3_ENDPOINT: {
+    doc: 'Endpoint of the S3-compatible storage (R2, MinIO, a local server); unset means AWS S3.',
+    optional: true,
+  },
+  S3_REGION: { doc: "Storage region ('auto' for Cloudflare R2).", default: 'us-east-1' },
+  AWS_ACCESS_KEY_ID: {
+    doc: "Storage access key; unset means the SDK's default credential chain.",
+    optional: true,
+    secret: true,
+  },
+  AWS_SECRET_ACCESS_KEY: { doc: 'Storage secret key.', optional: true, secret: true },
+  AWS_SESSION_TOKEN: { doc: 'Storage session token (temporary credentials).', optional: true, secret: true },
+  MODEL_CACHE_DIR: {
+    doc: 'Local folder where downloaded weights are kept and reused across restarts.',
+    default: '.cache/models',
+  },
+  PRELOAD: { doc: 'Set to 1 to load the weights at boot instead of on the first request.', default: '0' },
+  IDLE_TIMEOUT_S: {
+    doc: 'Exit cleanly after this many seconds without generation requests (0 never exits).',
+    default: '300',
+  },
+  DRAIN_TIMEOUT_S: {
+    doc: 'On SIGTERM, how long in-flight streams may take to finish before they are cancelled.',
+    default: '30',
+  },
+  QUEUE_MAX: {
+    doc: 'Generation requests allowed to wait (for the load or a free engine); beyond it 503.',
+    default: '16',
+  },
+  LOAD_CONCURRENCY: { doc: 'Ranged GETs in flight while downloading weights.', default: '8' },
+  LOAD_PART_MB: { doc: 'Size of one ranged GET in MiB (also the resumption granularity).', default: '16' },
+  LOAD_STALL_TIMEOUT_S: {
+    doc: 'A download connection that delivers no bytes for this long is dropped and retried.',
+    default: '15',
+  },
+  LOAD_RETRIES: { doc: 'Attempts per ranged GET before the load fails.', default: '5' },
+  HEARTBEAT_MS: { doc: 'Interval of heartbeat frames while a request waits.', default: '2000' },
 } satisfies SettingsSpec;
 
 /** Settings of the edge worker (wrangler vars and secrets). */

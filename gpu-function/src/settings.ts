@@ -1,0 +1,79 @@
+// Typed view of the GPU function's settings (declared in shared/src/config.ts). Numbers are
+// checked here, once, so a typo in the environment stops the process with a clear message.
+import {
+  GPU_FUNCTION_SETTINGS,
+  loadSettings,
+  type Settings,
+  SettingsError,
+} from '../../shared/src/config.ts';
+
+export type RawSettings = Settings<typeof GPU_FUNCTION_SETTINGS>;
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  hmacSecret: string | undefined;
+  modelUri: string | undefined;
+  s3: {
+    endpoint: string | undefined;
+    region: string;
+    accessKeyId: string | undefined;
+    secretAccessKey: string | undefined;
+    sessionToken: string | undefined;
+  };
+  cacheDir: string;
+  preload: boolean;
+  idleTimeoutMs: number;
+  drainTimeoutMs: number;
+  queueMax: number;
+  load: { concurrency: number; partBytes: number; stallTimeoutMs: number; retries: number };
+  heartbeatMs: number;
+}
+
+function numberSetting(raw: RawSettings, name: keyof RawSettings, min: number, max: number): number {
+  const text = raw[name] ?? '';
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    throw new SettingsError(`setting ${name} must be a number in [${min}, ${max}]; got '${text}'`);
+  }
+  return value;
+}
+
+function intSetting(raw: RawSettings, name: keyof RawSettings, min: number, max: number): number {
+  const value = numberSetting(raw, name, min, max);
+  if (!Number.isInteger(value)) throw new SettingsError(`setting ${name} must be an integer; got ${value}`);
+  return value;
+}
+
+export function readSettings(env: Record<string, string | undefined>): {
+  raw: RawSettings;
+  config: ServiceConfig;
+} {
+  const raw = loadSettings(GPU_FUNCTION_SETTINGS, env);
+  const config: ServiceConfig = {
+    host: raw.HOST ?? '0.0.0.0',
+    port: intSetting(raw, 'PORT', 0, 65535),
+    hmacSecret: raw.GPU_HMAC_SECRET,
+    modelUri: raw.MODEL_URI,
+    s3: {
+      endpoint: raw.S3_ENDPOINT,
+      region: raw.S3_REGION ?? 'us-east-1',
+      accessKeyId: raw.AWS_ACCESS_KEY_ID,
+      secretAccessKey: raw.AWS_SECRET_ACCESS_KEY,
+      sessionToken: raw.AWS_SESSION_TOKEN,
+    },
+    cacheDir: raw.MODEL_CACHE_DIR ?? '.cache/models',
+    preload: raw.PRELOAD === '1' || raw.PRELOAD === 'true',
+    idleTimeoutMs: numberSetting(raw, 'IDLE_TIMEOUT_S', 0, 86_400 * 365) * 1000,
+    drainTimeoutMs: numberSetting(raw, 'DRAIN_TIMEOUT_S', 0, 3600) * 1000,
+    queueMax: intSetting(raw, 'QUEUE_MAX', 0, 100_000),
+    load: {
+      concurrency: intSetting(raw, 'LOAD_CONCURRENCY', 1, 256),
+      partBytes: Math.round(numberSetting(raw, 'LOAD_PART_MB', 0.0625, 1024) * 1024 * 1024),
+      stallTimeoutMs: numberSetting(raw, 'LOAD_STALL_TIMEOUT_S', 0.1, 3600) * 1000,
+      retries: intSetting(raw, 'LOAD_RETRIES', 1, 100),
+    },
+    heartbeatMs: intSetting(raw, 'HEARTBEAT_MS', 10, 600_000),
+  };
+  return { raw, config };
+}
