@@ -8,7 +8,7 @@ import {
   parseServiceDefinition,
   renderServiceDefinition,
 } from '../../../infra/service-definition.ts';
-import { GPU_FUNCTION_SETTINGS } from '../../../shared/src/config.ts';
+import { GPU_FUNCTION_SETTINGS, type SettingSpec } from '../../../shared/src/config.ts';
 import { FILES, repoPath } from './paths.ts';
 
 const text = readFileSync(repoPath(FILES.service), 'utf8');
