@@ -43,6 +43,7 @@ export default defineConfig({
           name: 'edge',
           include: ['test/edge/**/*.test.ts'],
           globalSetup: ['test/edge/node/global-setup.ts'],
+          isolate: false,
           testTimeout: 30_000,
         },
       },
