@@ -1,11 +1,123 @@
 import { Hono } from 'hono';
-import { toApiError } from '../../shared/src/errors.ts';
+import { ApiError, badRequest, toApiError, unavailable } from '../../shared/src/errors.ts';
+import { parseGenerateRequest } from '../../shared/src/protocol/generate.ts';
+import { NonceCache } from '../../shared/src/signing.ts';
+import { AuthError, authenticate, readBody } from './auth.ts';
+import { generationStream } from './generate-stream.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import type { Logger } from './log.ts';
+import type { ServiceMetrics } from './metrics.ts';
+import type { ModelHost } from './model-host.ts';
+import type { Scheduler } from './scheduler.ts';
 
-/** The GPU function's HTTP surface. Routes are thin: they validate and hand work to the engine. */
-export function createApp(): Hono {
+/** 2048 ids of up to 5 digits plus parameters fit well inside this. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+export interface AppDeps {
+  hmacSecret: string | undefined;
+  host: ModelHost;
+  scheduler: Scheduler;
+  lifecycle: Lifecycle;
+  metrics: ServiceMetrics;
+  log: Logger;
+  heartbeatMs: number;
+}
+
+/** The GPU function's HTTP surface. Routes are thin: they validate and hand work on. */
+export function createApp(deps: AppDeps): Hono {
+  const { host, scheduler, lifecycle, metrics, log } = deps;
+  const nonces = new NonceCache();
+  let nextId = 1;
   const app = new Hono();
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.onError((err) => toApiError(err).toResponse());
+
+  app.get('/readyz', (c) => {
+    const state = lifecycle.draining ? 'draining' : host.state;
+    const engine = host.ready;
+    if (state === 'ready' && engine) {
+      return c.json({ status: 'ready', provider: engine.provider, manifest_sha256: host.manifestSha256 });
+    }
+    return c.json({ status: state, ...(host.error ? { error: host.error } : {}) }, 503);
+  });
+
+  app.get('/metrics', (c) => {
+    metrics.queueDepth.set(scheduler.waiting);
+    metrics.active.set(scheduler.running);
+    return c.body(metrics.registry.render(), 200, { 'content-type': 'text/plain; version=0.0.4' });
+  });
+
+  app.post('/v1/generate', async (c) => {
+    if (lifecycle.draining) {
+      metrics.requests.inc({ outcome: 'draining' });
+      throw unavailable('The GPU function is shutting down; retry on a new instance.', 1);
+    }
+    if (!deps.hmacSecret) {
+      throw unavailable('The GPU function is not configured: GPU_HMAC_SECRET is not set.', 60);
+    }
+    const body = await readBody(c.req.raw, MAX_BODY_BYTES);
+    try {
+      await authenticate(deps.hmacSecret, nonces, c.req.raw, body);
+    } catch (err) {
+      if (err instanceof AuthError) {
+        metrics.requests.inc({ outcome: 'unauthorized' });
+        log.warn('auth.rejected', { reason: err.reason });
+      }
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(body));
+    } catch {
+      metrics.requests.inc({ outcome: 'invalid' });
+      throw badRequest('The request body is not valid JSON.');
+    }
+    let req: ReturnType<typeof parseGenerateRequest>;
+    try {
+      req = parseGenerateRequest(json);
+    } catch (err) {
+      metrics.requests.inc({ outcome: 'invalid' });
+      throw err;
+    }
+    if (!host.configured) throw unavailable('No model is configured (MODEL_URI).', 60);
+    let ticket: ReturnType<Scheduler['enter']>;
+    try {
+      ticket = scheduler.enter();
+    } catch (err) {
+      metrics.requests.inc({ outcome: 'queue_full' });
+      log.warn('generate.queue_full', { waiting: scheduler.waiting });
+      throw err;
+    }
+    metrics.queueDepth.set(scheduler.waiting);
+    lifecycle.begin();
+    const id = `g${nextId++}`;
+    const stream = generationStream(
+      id,
+      req,
+      ticket,
+      {
+        host,
+        scheduler,
+        metrics,
+        log,
+        heartbeatMs: deps.heartbeatMs,
+        shutdownSignal: lifecycle.cancelSignal,
+      },
+      c.req.raw.signal,
+      () => {
+        metrics.queueDepth.set(scheduler.waiting);
+        lifecycle.end();
+      },
+    );
+    return new Response(stream, {
+      headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-request-id': id },
+    });
+  });
+
+  app.onError((err) => {
+    if (!(err instanceof ApiError)) log.error('http.error', { error: err.message });
+    return toApiError(err).toResponse();
+  });
   app.notFound((c) =>
     c.json({ error: { message: 'Not found.', type: 'not_found_error', param: null, code: null } }, 404),
   );
