@@ -15,7 +15,7 @@ const text = readFileSync(repoPath(FILES.service), 'utf8');
 const def = loadServiceDefinition();
 const env = literalEnv(def);
 const setting = (name: keyof typeof GPU_FUNCTION_SETTINGS) =>
-  env[name] ?? GPU_FUNCTION_SETTINGS[name].default;
+  env[name] ?? (GPU_FUNCTION_SETTINGS[name] as SettingSpec).default;
 
 /** Cloud Run: a startup probe must succeed within failureThreshold x periodSeconds <= 240 s. */
 const STARTUP_PROBE_CEILING_S = 240;
