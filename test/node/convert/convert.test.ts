@@ -1,7 +1,7 @@
 // convertCheckpoint end to end: every source form gives weights whose bytes are the source's
 // (converted as asked), a manifest that verifies, and a forward.onnx that matches the goldens.
 
-import { readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { InMemoryTensor } from '../../../gpu-function/src/checkpoint/safetensors-writer.ts';
@@ -268,6 +268,30 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     expect(r2.manifest.files.find((f) => f.path === 'weights.bin')).toEqual(
       r1.manifest.files.find((f) => f.path === 'weights.bin'),
     );
+  });
+
+  it('copies (with the same hashes) when the checkpoint is on another filesystem', async (ctx) => {
+    const shm = '/dev/shm';
+    const other = await stat(shm).catch(() => null);
+    if (!other?.isDirectory() || other.dev === (await stat(root)).dev) ctx.skip();
+    const src = await mkdtemp(join(shm, 'jslm-ckpt-'));
+    try {
+      await copyFile(join(H128, 'config.json'), join(src, 'config.json'));
+      await copyFile(join(H128, 'model.safetensors'), join(src, 'model.safetensors'));
+      const out = join(root, 'h128-copied');
+      const { weights, manifest } = await convertCheckpoint({ checkpointDir: src, outDir: out });
+      expect(weights).toBe('copied');
+      await verifyManifest(out);
+      const golden = JSON.parse(await readFile(join(H128, 'golden.json'), 'utf8')) as {
+        weights: Record<string, string>;
+      };
+      expect(manifest.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(
+        golden.weights['model.safetensors'],
+      );
+      await expectWeights(out, manifest, byName(h128F32));
+    } finally {
+      await rm(src, { recursive: true, force: true });
+    }
   });
 
   it('replaces an earlier conversion only when asked, leaving nothing else in the parent folder', async () => {
