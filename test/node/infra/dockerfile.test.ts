@@ -24,6 +24,9 @@ const allInstructions = dockerfile.stages.flatMap((s) => s.instructions);
 const runsOf = (stage: typeof runtime) =>
   stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
 
+/** A Dockerfile variable reference, ${NAME}. */
+const ref = (name: string) => `\${${name}}`;
+
 const PINNED = /^[^\s@]+:[^\s@]+@sha256:[0-9a-f]{64}$/;
 const UNPINNED = /^[^\s@]+:[^\s@]+$/;
 
@@ -71,8 +74,8 @@ describe(`GPU function image (${FILES.dockerfile})`, () => {
         'ARG A_IMAGE=repo/a:1',
         '# unpinned: pin me',
         `ARG B_IMAGE=repo/b:2@sha256:${digest}`,
-        'FROM ${A_IMAGE}',
-        'FROM ${B_IMAGE}',
+        `FROM ${ref('A_IMAGE')}`,
+        `FROM ${ref('B_IMAGE')}`,
         'FROM ubuntu:24.04',
       ].join('\n'),
     );
@@ -86,7 +89,7 @@ describe(`GPU function image (${FILES.dockerfile})`, () => {
   it('builds for linux/amd64 on a CUDA 12 + cuDNN runtime and Node 22', () => {
     for (const s of dockerfile.stages) expect(s.platform, `stage ${s.name}`).toBe('linux/amd64');
     const arg = (name: string) => dockerfile.globalArgs.find((a) => a.name === name)?.value ?? '';
-    expect(runtime.from).toBe('${CUDA_IMAGE}');
+    expect(runtime.from).toBe(ref('CUDA_IMAGE'));
     // onnxruntime 1.30's CUDA execution provider is the CUDA 12 / cuDNN 9 build.
     expect(arg('CUDA_IMAGE')).toMatch(
       /^docker\.io\/nvidia\/cuda:12\.\d+(\.\d+)?-cudnn(9)?-runtime-ubuntu\d+\.\d+(@|$)/,

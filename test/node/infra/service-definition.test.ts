@@ -1,7 +1,7 @@
 // The Cloud Run service definition parses and carries what scale-to-zero on an L4 needs.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SCENARIOS, scenarioSeconds } from '../../../infra/cost-estimate.ts';
+import { coldStartSeconds } from '../../../infra/cost-estimate.ts';
 import {
   literalEnv,
   loadServiceDefinition,
@@ -67,7 +67,7 @@ describe(`Cloud Run service (${FILES.service})`, () => {
   });
 
   it('gives a request time for a slow cold start plus the longest generation', () => {
-    const slowest = Math.max(...SCENARIOS.map(scenarioSeconds));
+    const slowest = coldStartSeconds('slow');
     expect(def.timeoutSeconds).toBeGreaterThanOrEqual(slowest + LONGEST_GENERATION_S);
     expect(def.timeoutSeconds, "Cloud Run's request timeout maximum").toBeLessThanOrEqual(3600);
   });
