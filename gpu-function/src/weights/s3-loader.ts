@@ -5,7 +5,8 @@
 //   3. the rest are fetched as fixed-size ranged GETs, LOAD_CONCURRENCY at a time, each streamed
 //      into `.partial/<file>.part` at its offset; finished parts are recorded so an interrupted
 //      load resumes where it stopped;
-//   4. each file is hashed; a mismatch is fetched once more from scratch, then reported;
+//   4. each file is hashed as its parts arrive (in order, read back from disk); a mismatch is
+//      fetched once more from scratch, then reported;
 //   5. files are moved into place, manifest.json is written, and the verified record last.
 //
 // Only GetObject and HeadObject are used (no listing), which AWS S3, R2 and MinIO all serve alike.
@@ -32,6 +33,7 @@ import {
   writeVerifiedRecord,
 } from './cache-record.ts';
 import { fetchRangeOnce, withRetries } from './fetch-range.ts';
+import { FrontierHash } from './frontier-hash.ts';
 import { sha256File } from './hash-file.ts';
 import {
   MANIFEST_NAME,
@@ -79,6 +81,14 @@ interface FileJob {
   etag: string;
   writer: PartRecordWriter;
   handle: FileHandle;
+  hasher: FrontierHash;
+}
+
+interface Downloaded {
+  /** SHA-256 of each file computed while it arrived (null: hash it again from disk). */
+  digests: Map<string, string | null>;
+  /** When the last byte was on disk. */
+  fetchedAt: number;
 }
 
 interface PartJob {
@@ -197,18 +207,19 @@ class S3ModelLoad {
       concurrency: this.o.concurrency,
       part_bytes: this.o.partBytes,
     });
-    await this.download(missing);
-    let fetchMs = performance.now() - t1;
+    const first = await this.download(missing);
+    let fetchMs = first.fetchedAt - t1;
     log.info('load.fetched', {
       ...this.progress.snapshot(),
       resumed_bytes: this.bytesReused - (manifest.totalBytes - toFetch),
       ms: Math.round(fetchMs),
     });
 
-    const t2 = performance.now();
+    // Hashing ran alongside the download; what is left is its tail and the checks.
+    const t2 = first.fetchedAt;
     let refetchMs = 0;
     for (const f of missing) {
-      const ok = await this.verifyAndPlace(f);
+      const ok = await this.verifyAndPlace(f, first.digests.get(f.path) ?? null);
       if (ok) {
         verified[f.path] = ok;
         continue;
@@ -216,17 +227,17 @@ class S3ModelLoad {
       log.warn('load.checksum_mismatch', { file: f.path, action: 'fetching it again' });
       const tr = performance.now();
       await removePartial(cacheDir, f.path);
-      await this.download([f]);
-      refetchMs += performance.now() - tr;
-      const again = await this.verifyAndPlace(f);
-      if (!again) {
+      const again = await this.download([f]);
+      refetchMs += again.fetchedAt - tr;
+      const placed = await this.verifyAndPlace(f, again.digests.get(f.path) ?? null);
+      if (!placed) {
         await removePartial(cacheDir, f.path);
         throw new WeightsError(
           `${this.uri(f.path)} does not match the manifest's SHA-256 even after a fresh download: the stored object is corrupt or belongs to another upload`,
           'weights_corrupt',
         );
       }
-      verified[f.path] = again;
+      verified[f.path] = placed;
     }
     fetchMs += refetchMs;
     const verifyMs = performance.now() - t2 - refetchMs;
@@ -256,7 +267,7 @@ class S3ModelLoad {
   }
 
   /** Heads every file, then fetches all their missing parts through one bounded pool. */
-  private async download(files: ManifestFile[]): Promise<void> {
+  private async download(files: ManifestFile[]): Promise<Downloaded> {
     const jobs: FileJob[] = [];
     try {
       await runPool(files, this.o.concurrency, async (f) => {
@@ -273,6 +284,10 @@ class S3ModelLoad {
         }
       }
       await runPool(parts, this.o.concurrency, (p) => this.fetchPart(p));
+      const fetchedAt = performance.now();
+      const digests = new Map<string, string | null>();
+      for (const job of jobs) digests.set(job.file.path, await job.hasher.digest().catch(() => null));
+      return { digests, fetchedAt };
     } finally {
       await Promise.all(jobs.map((j) => j.handle.close()));
     }
@@ -320,7 +335,8 @@ class S3ModelLoad {
     if (!resumable) await handle.truncate(f.size);
     const writer = new PartRecordWriter(paths.record, record);
     await writer.save();
-    return { file: f, key, etag, writer, handle };
+    const hasher = new FrontierHash(handle, f.size, this.o.partBytes, record.done);
+    return { file: f, key, etag, writer, handle, hasher };
   }
 
   private async fetchPart(p: PartJob): Promise<void> {
@@ -356,12 +372,13 @@ class S3ModelLoad {
       throw new WeightsError(message, 'weights_unavailable', { cause: err });
     });
     await job.writer.markDone(p.index);
+    job.hasher.partDone(p.index);
   }
 
-  /** Hashes the downloaded file; on a match moves it into place and returns its record entry. */
-  private async verifyAndPlace(f: ManifestFile): Promise<VerifiedFile | null> {
+  /** Checks the downloaded file's hash; on a match moves it into place and returns its record entry. */
+  private async verifyAndPlace(f: ManifestFile, computed: string | null): Promise<VerifiedFile | null> {
     const paths = partialPaths(this.o.cacheDir, f.path);
-    const digest = await sha256File(paths.data, this.signal);
+    const digest = computed ?? (await sha256File(paths.data, this.signal));
     if (digest !== f.sha256) return null;
     const target = join(this.o.cacheDir, f.path);
     await mkdir(dirname(target), { recursive: true });

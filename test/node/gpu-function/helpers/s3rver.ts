@@ -49,8 +49,10 @@ export class LocalS3 {
     const server = this.server;
     this.server = null;
     if (!server) return;
-    const http = (server as unknown as { httpServer: Server }).httpServer;
-    http.closeAllConnections();
+    const internals = server as unknown as { httpServer: Server; logger: { silent: boolean } };
+    // Requests cut short still log on completion, after the logger lost its transport.
+    internals.logger.silent = true;
+    internals.httpServer.closeAllConnections();
     await server.close();
   }
 }
