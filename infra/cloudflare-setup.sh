@@ -12,7 +12,8 @@
 # europe-west*, apac for asia-*); for deploy GPU_FUNCTION_URL (required), CUSTOM_DOMAIN (a
 # hostname in a zone on this account; else the workers.dev URL), COLD_START_TIMEOUT_S (300), and
 # SECRET_<NAME> for each Worker secret (asked for when unset). DRY_RUN=1 bundles and checks the
-# deploy without uploading. Log in first: `npx wrangler login` (or set CLOUDFLARE_API_TOKEN).
+# deploy without uploading; WRANGLER_CONFIG names another config file (default wrangler.toml).
+# Log in first: `npx wrangler login` (or set CLOUDFLARE_API_TOKEN).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,9 +21,13 @@ R2_BUCKET="${R2_BUCKET:-jslm-weights}"
 R2_LOCATION="${R2_LOCATION:-enam}"
 NODE="${NODE:-node_modules/.bin/node}"
 [[ -x "$NODE" ]] || NODE=node
+CONFIG="${WRANGLER_CONFIG:-wrangler.toml}"
 export WRANGLER_SEND_METRICS=false
 
-wrangler() { "$NODE" node_modules/wrangler/bin/wrangler.js "$@"; }
+# The repository's own wrangler (WRANGLER overrides it, e.g. for a dry run of this script).
+wrangler() {
+  if [[ -n "${WRANGLER:-}" ]]; then "$WRANGLER" "$@"; else "$NODE" node_modules/wrangler/bin/wrangler.js "$@"; fi
+}
 
 KV_PLACEHOLDER=00000000000000000000000000000000
 
@@ -32,16 +37,16 @@ resources() {
   else
     wrangler r2 bucket create "$R2_BUCKET" --location "$R2_LOCATION"
   fi
-  if grep -q "id = \"${KV_PLACEHOLDER}\"" wrangler.toml; then
+  if grep -q "id = \"${KV_PLACEHOLDER}\"" "$CONFIG"; then
     local out id
     out="$(wrangler kv namespace create API_KEYS)"
     printf '%s\n' "$out" >&2
     id="$(grep -oE '[0-9a-f]{32}' <<<"$out" | head -n 1)"
     [[ -n "$id" ]] || { echo "no namespace id in wrangler's output" >&2; exit 1; }
-    sed -i.bak "s/id = \"${KV_PLACEHOLDER}\"/id = \"${id}\"/" wrangler.toml && rm -f wrangler.toml.bak
-    echo "wrangler.toml now names KV namespace ${id}; commit it with your deployment" >&2
+    sed -i.bak "s/id = \"${KV_PLACEHOLDER}\"/id = \"${id}\"/" "$CONFIG" && rm -f "${CONFIG}.bak"
+    echo "${CONFIG} now names KV namespace ${id}; commit it with your deployment" >&2
   else
-    echo "wrangler.toml already names a KV namespace; left as is" >&2
+    echo "${CONFIG} already names a KV namespace; left as is" >&2
   fi
   cat >&2 <<EOF
 Next, in the dashboard (R2 > Manage API tokens), create two R2 API tokens for ${R2_BUCKET}:
@@ -59,7 +64,8 @@ deploy() {
   for name in $names; do
     source="SECRET_${name}"
     if [[ -z "${!source:-}" ]]; then
-      read -r -s -p "value for Worker secret ${name} (empty leaves the deployed one unchanged): " value
+      value=""
+      read -r -s -p "value for Worker secret ${name} (empty leaves the deployed one unchanged): " value || true
       echo >&2
       export "${source}=${value}"
     fi
@@ -73,7 +79,7 @@ deploy() {
     for (const n of process.argv.slice(1)) { const v = process.env["SECRET_" + n]; if (v) out[n] = v; }
     process.stdout.write(JSON.stringify(out));
   ' $names >"$workdir/secrets.json")
-  local args=(deploy --var "GPU_FUNCTION_URL:${GPU_FUNCTION_URL}"
+  local args=(deploy --config "$CONFIG" --var "GPU_FUNCTION_URL:${GPU_FUNCTION_URL}"
     --var "COLD_START_TIMEOUT_S:${COLD_START_TIMEOUT_S:-300}" --secrets-file "$workdir/secrets.json")
   [[ -z "${CUSTOM_DOMAIN:-}" ]] || args+=(--domain "$CUSTOM_DOMAIN")
   [[ "${DRY_RUN:-0}" != 1 ]] || args+=(--dry-run --outdir "${DRY_RUN_OUTDIR:-$workdir/dist}")

@@ -54,7 +54,7 @@ secrets() {
     source="SECRET_${env}"
     value="${!source:-}"
     if [[ -z "$value" ]]; then
-      read -r -s -p "value for ${env} (Secret Manager '${secret}'; empty keeps the current one): " value
+      read -r -s -p "value for ${env} (Secret Manager '${secret}'; empty keeps the current one): " value || true
       echo >&2
     fi
     if [[ -n "$value" ]]; then
