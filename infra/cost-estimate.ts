@@ -90,7 +90,7 @@ export function costSection(shape: InstanceShape = instanceShape(loadServiceDefi
       `/vCPU-s, memory ${usd(PRICES.gibPerSecond, 6)}/GiB-s).`,
     '',
     `- **Idle: $0 compute.** No instance runs (min instances 0), and the Worker, KV and Durable Objects ` +
-      `bill per use (the Workers Paid plan, if chosen, has a $5/month minimum). What remains is R2 storage: ${MODEL_GB} GB x ${usd(PRICES.r2PerGbMonth)}/GB-month = ` +
+      `bill per use (plus the $5/month Workers Paid subscription, recommended for real traffic). What remains is R2 storage: ${MODEL_GB} GB x ${usd(PRICES.r2PerGbMonth)}/GB-month = ` +
       `${usd(storage, 2)}/month (${usd(storageAfterFree, 2)}/month after the free ${PRICES.r2FreeGbMonth} ` +
       `GB-month). R2 charges no egress, so each cold start downloads the weights for free (${rangedGets} ` +
       'ranged GETs of 16 MiB, inside the free 10 million reads a month).',
