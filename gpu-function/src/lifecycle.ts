@@ -8,6 +8,8 @@ export type ExitReason = 'idle' | 'sigterm' | 'sigint';
 
 export class Lifecycle {
   private active = 0;
+  /** Loads in progress: they keep the process from idling out, but a drain does not wait for them. */
+  private loads = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly cancelController = new AbortController();
@@ -49,6 +51,17 @@ export class Lifecycle {
     this.idleTimer = undefined;
   }
 
+  loadStarted(): void {
+    this.loads++;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  loadEnded(): void {
+    this.loads--;
+    this.armIdle();
+  }
+
   end(): void {
     this.active--;
     if (this.active > 0) return;
@@ -58,9 +71,9 @@ export class Lifecycle {
 
   private armIdle(): void {
     clearTimeout(this.idleTimer);
-    if (this.draining || this.idleTimeoutMs <= 0 || this.active > 0) return;
+    if (this.draining || this.idleTimeoutMs <= 0 || this.active > 0 || this.loads > 0) return;
     this.idleTimer = setTimeout(() => {
-      if (this.active > 0 || this.draining) return;
+      if (this.active > 0 || this.loads > 0 || this.draining) return;
       this.log.info('lifecycle.idle_exit', { idle_s: this.idleTimeoutMs / 1000 });
       this.draining = true;
       this.exit('idle');

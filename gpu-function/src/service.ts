@@ -55,8 +55,8 @@ export function createService(
     engineFactory: deps.engineFactory,
     log,
     metrics,
-    onLoadStart: () => lifecycle.begin(),
-    onLoadEnd: () => lifecycle.end(),
+    onLoadStart: () => lifecycle.loadStarted(),
+    onLoadEnd: () => lifecycle.loadEnded(),
   });
   const app = createApp({
     hmacSecret: config.hmacSecret,

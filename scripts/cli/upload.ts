@@ -61,7 +61,7 @@ function progressPrinter(stream: NodeJS.WriteStream) {
       return;
     }
     const decile = Math.floor(frac * 10);
-    if (decile > lastDecile || final) {
+    if (decile > lastDecile || (final && decile !== lastDecile)) {
       lastDecile = decile;
       stream.write(`${line}\n`);
     }

@@ -19,13 +19,14 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
   let env: Record<string, string>;
   let golden: { prompt_ids: number[]; new_tokens: number[] };
   let modelBytes = 0;
+  let modelDir: string;
   const services: ServiceProcess[] = [];
 
   beforeAll(async () => {
     s3 = await LocalS3.create();
     dir = await scratchDir('serve');
-    const model = await convertTinyModel(dir);
-    await uploadTo(s3, model, 'tiny/v1');
+    modelDir = await convertTinyModel(dir);
+    await uploadTo(s3, modelDir, 'tiny/v1');
     env = storageEnv(s3.endpoint, s3.bucket, 'tiny/v1', `${dir}/cache`);
     golden = await goldenGreedy();
   });
@@ -153,5 +154,13 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     expect(m.get('gpu_load_bytes_fetched_total') ?? 0).toBe(0);
     expect(m.get('gpu_load_bytes_reused_total')).toBe(modelBytes);
     expect(svc.output).not.toContain(TEST_SECRET);
+  });
+
+  it('serves a local converted folder for development, checked against its manifest', async () => {
+    const svc = await ServiceProcess.start({ MODEL_URI: modelDir });
+    services.push(svc);
+    const r = await svc.generate({ ...greedyRequest(), max_new_tokens: 4 });
+    expect(streamedIds(r.frames)).toEqual(golden.new_tokens.slice(0, 4));
+    expect(svc.events('load.manifest')).toHaveLength(0);
   });
 });

@@ -1,0 +1,42 @@
+// The GPU function's settings: defaults, validation with a clear message, secrets redacted.
+import { describe, expect, it } from 'vitest';
+import { readSettings } from '../../../gpu-function/src/settings.ts';
+import { GPU_FUNCTION_SETTINGS, redactSettings, SettingsError } from '../../../shared/src/config.ts';
+
+describe('GPU function settings', () => {
+  it('has working defaults for everything', () => {
+    const { config } = readSettings({});
+    expect(config).toMatchObject({
+      port: 8788,
+      preload: false,
+      idleTimeoutMs: 300_000,
+      drainTimeoutMs: 30_000,
+      queueMax: 16,
+      load: { concurrency: 8, partBytes: 16 * 2 ** 20, stallTimeoutMs: 15_000, retries: 5 },
+    });
+    expect(config.hmacSecret).toBeUndefined();
+    expect(config.modelUri).toBeUndefined();
+  });
+
+  it('rejects malformed numbers naming the setting', () => {
+    expect(() => readSettings({ IDLE_TIMEOUT_S: 'soon' })).toThrow(SettingsError);
+    expect(() => readSettings({ IDLE_TIMEOUT_S: 'soon' })).toThrow(/IDLE_TIMEOUT_S/);
+    expect(() => readSettings({ LOAD_CONCURRENCY: '0' })).toThrow(
+      /LOAD_CONCURRENCY must be a number in \[1, 256\]/,
+    );
+    expect(() => readSettings({ QUEUE_MAX: '2.5' })).toThrow(/QUEUE_MAX must be an integer/);
+  });
+
+  it('never shows secrets in the loggable copy', () => {
+    const env = {
+      GPU_HMAC_SECRET: 'hmac-123',
+      AWS_ACCESS_KEY_ID: 'AKIA-456',
+      AWS_SECRET_ACCESS_KEY: 'secret-789',
+      MODEL_URI: 's3://models/jslm/v1',
+    };
+    const { raw } = readSettings(env);
+    const shown = JSON.stringify(redactSettings(GPU_FUNCTION_SETTINGS, raw));
+    for (const v of ['hmac-123', 'AKIA-456', 'secret-789']) expect(shown).not.toContain(v);
+    expect(shown).toContain('s3://models/jslm/v1');
+  });
+});
