@@ -224,7 +224,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
   it('end-of-text stops generation with finishReason eos (weights patched to always predict id 3)', async () => {
     // Final layer norm γ = 0 makes every hidden state equal β; an LM-head row for id 3 along β wins.
     let beta: Float32Array | undefined;
-    const dir = await fixtureModelDir('tiny-seed1234', 'float32', {}, (name, values) => {
+    const dir = await fixtureModelDir('tiny-seed1234', 'float32', (name, values) => {
       if (name === 'transformer.final_layer_norm.weight') values.fill(0);
       if (name === 'transformer.final_layer_norm.bias') beta = values.slice();
       if (name === 'embed_out.weight' && beta)
