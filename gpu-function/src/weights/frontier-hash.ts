@@ -12,6 +12,8 @@ export class FrontierHash {
   private readonly done = new Set<number>();
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** A read failed (e.g. the file was closed after an aborted load): no digest, hash from disk. */
+  private failed = false;
   private readonly file: FileHandle;
   private readonly size: number;
   private readonly partBytes: number;
@@ -35,7 +37,7 @@ export class FrontierHash {
 
   private advance(): void {
     this.chain = this.chain.then(async () => {
-      while (this.next < this.parts && this.done.has(this.next)) {
+      while (!this.failed && this.next < this.parts && this.done.has(this.next)) {
         const start = this.next * this.partBytes;
         const end = Math.min(this.size, start + this.partBytes);
         for (let at = start; at < end; ) {
@@ -48,11 +50,14 @@ export class FrontierHash {
         this.next++;
       }
     });
+    this.chain = this.chain.catch(() => {
+      this.failed = true;
+    });
   }
 
   /** The file's SHA-256 once every part is in; null if some part never arrived. */
   async digest(): Promise<string | null> {
     await this.chain;
-    return this.next === this.parts ? this.hash.digest('hex') : null;
+    return !this.failed && this.next === this.parts ? this.hash.digest('hex') : null;
   }
 }
