@@ -131,3 +131,20 @@ export const EDGE_SETTINGS = {
     default: '20000000',
   },
 } satisfies SettingsSpec;
+
+/** Settings of the local stack (`npm start`, scripts/start.ts); read from process.env. */
+export const LOCAL_STACK_SETTINGS = {
+  MODEL_CHECKPOINT: {
+    doc: 'A Hugging Face checkpoint folder to convert and serve; unset serves the demo model (random weights: gibberish).',
+    optional: true,
+  },
+  TOKENIZER_MODEL: {
+    doc: 'The nerdstash v1 tokenizer.model; unset uses ../shared/fixtures/tokenizer/novelai.model, else downloads it (`fetch tokenizer`).',
+    optional: true,
+  },
+  LOCAL_API_KEY: {
+    doc: 'The API key `npm start` registers and prints (sk-jslm- + 32 to 128 of A-Za-z0-9_-); unset makes one on the first run and keeps it in .data/.',
+    optional: true,
+    secret: true,
+  },
+} satisfies SettingsSpec;

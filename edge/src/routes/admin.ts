@@ -8,13 +8,15 @@ import type { Env } from '../env.ts';
 import { optionalBoolean, rejectUnknown, requireObject, wellFormedString } from '../http/fields.ts';
 import { readJsonBody } from '../http/json-body.ts';
 import { keyHint, newApiKey, newKeyId, secretsEqual, sha256Hex } from '../keys/api-key.ts';
-import { findKeyById, type KeyRecord, listKeys, saveKey } from '../keys/store.ts';
+import { findKeyByHash, findKeyById, type KeyRecord, listKeys, saveKey } from '../keys/store.ts';
 import { configOf, limiterOf } from '../limits/client.ts';
 import { parseLimits } from '../limits/parse.ts';
 import { edgeSettings } from '../settings.ts';
 
 const MAX_NAME_LENGTH = 100;
 const ADMIN_BODY_BYTES = 16 * 1024;
+/** A caller-chosen key (e.g. the local stack's LOCAL_API_KEY) must be as hard to guess as a made one. */
+const CHOSEN_KEY = /^sk-jslm-[A-Za-z0-9_-]{32,128}$/;
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = edgeSettings(c.env).adminToken;
@@ -31,6 +33,13 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 
 /** A key as the admin API shows it: everything but the hash. */
 const view = ({ hash: _, ...rest }: KeyRecord) => rest;
+
+function parseChosenKey(v: unknown): string {
+  if (typeof v !== 'string' || !CHOSEN_KEY.test(v)) {
+    throw badRequest("'key' must be 'sk-jslm-' followed by 32 to 128 of A-Z a-z 0-9 _ -.", 'key');
+  }
+  return v;
+}
 
 function parseName(v: unknown): string {
   const name = wellFormedString(v, 'name').trim();
@@ -57,13 +66,20 @@ admin.use('*', requireAdmin);
 
 admin.post('/keys', async (c) => {
   const body = requireObject(await readJsonBody(c.req.raw, ADMIN_BODY_BYTES));
-  rejectUnknown(body, new Set(['name', 'limits']));
+  rejectUnknown(body, new Set(['name', 'limits', 'key']));
   if (body.name === undefined) throw badRequest("Missing required parameter: 'name'.", 'name');
-  const key = newApiKey();
+  const key = body.key === undefined ? newApiKey() : parseChosenKey(body.key);
+  const hash = await sha256Hex(key);
+  if (body.key !== undefined && (await findKeyByHash(c.env.API_KEYS, hash))) {
+    throw new ApiError(409, 'invalid_request_error', 'This key already exists.', {
+      param: 'key',
+      code: 'key_exists',
+    });
+  }
   const record: KeyRecord = {
     id: newKeyId(),
     name: parseName(body.name),
-    hash: await sha256Hex(key),
+    hash,
     hint: keyHint(key),
     limits: { ...edgeSettings(c.env).defaultLimits, ...parseLimits(body.limits) },
     created: Math.floor(Date.now() / 1000),
