@@ -1,5 +1,6 @@
 // Adapts the generation engine (./engine/) to what the service needs (./engine-port.ts).
-import { GenerationEngine as OnnxEngine } from './engine/engine.ts';
+import { ApiError } from '../../shared/src/errors.ts';
+import { EngineClosedError, GenerationEngine as OnnxEngine } from './engine/engine.ts';
 import type { EngineParams, EngineResult, GenerationEngine } from './engine-port.ts';
 import type { Logger } from './log.ts';
 
@@ -12,12 +13,30 @@ export async function openEngine(modelDir: string, log: Logger): Promise<Generat
     create_ms: Math.round(engine.info.createMs),
     ...(engine.info.fallbackReason ? { cuda_unavailable: engine.info.fallbackReason } : {}),
   });
+  let alive = true;
+  // The worker thread died (it refuses work with a 503, or ended mid-request): the host drops
+  // this engine so the next request opens a new one.
+  const noteDeath = (err: unknown) => {
+    if (err instanceof EngineClosedError || (err instanceof ApiError && err.status === 503)) {
+      if (alive) log.error('engine.died', { error: err.message });
+      alive = false;
+    }
+    return err;
+  };
   return {
     provider: engine.provider,
+    get alive() {
+      return alive;
+    },
     async *generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<number[], EngineResult> {
-      const stream = engine.generate(params, { signal });
-      for await (const { ids } of stream) yield ids;
-      const r = await stream.result;
+      let r: Awaited<ReturnType<OnnxEngine['generate']>['result']>;
+      try {
+        const stream = engine.generate(params, { signal });
+        for await (const { ids } of stream) yield ids;
+        r = await stream.result;
+      } catch (err) {
+        throw noteDeath(err);
+      }
       return {
         finishReason: r.finishReason,
         promptTokens: r.promptTokens,

@@ -26,6 +26,8 @@ export interface EngineResult {
 export interface GenerationEngine {
   /** Execution provider in use ('cuda' or 'cpu'). */
   readonly provider: string;
+  /** False once the engine cannot serve any more (its worker died). */
+  readonly alive: boolean;
   /** Streams chunks of new ids; returns the summary. Stops within one chunk after `signal` aborts. */
   generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<number[], EngineResult>;
   close(): Promise<void>;

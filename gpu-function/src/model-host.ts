@@ -60,7 +60,7 @@ export class ModelHost {
   }
 
   get state(): ModelState {
-    if (this.engine) return 'ready';
+    if (this.ready) return 'ready';
     if (this.loading) return 'loading';
     return this.lastError ? 'failed' : 'not_loaded';
   }
@@ -70,12 +70,23 @@ export class ModelHost {
   }
 
   get ready(): GenerationEngine | null {
+    if (this.engine && !this.engine.alive) this.dropDeadEngine();
     return this.engine;
+  }
+
+  /** Forgets an engine whose worker died; the weights stay verified, only the session reopens. */
+  private dropDeadEngine(): void {
+    const dead = this.engine!;
+    this.engine = null;
+    this.lastError = new Error('the generation engine stopped; it is opened again on the next request');
+    this.o.metrics.ready.set(0);
+    void dead.close().catch(() => {});
   }
 
   /** The engine, loading the model first if needed; concurrent callers share one load. */
   ensureReady(): Promise<GenerationEngine> {
-    if (this.engine) return Promise.resolve(this.engine);
+    const engine = this.ready;
+    if (engine) return Promise.resolve(engine);
     if (!this.loading) {
       this.loading = this.loadOnce().finally(() => {
         this.loading = null;
