@@ -6,6 +6,7 @@ import {
   type Settings,
   SettingsError,
 } from '../../shared/src/config.ts';
+import { parseS3Uri } from './weights/s3-uri.ts';
 
 export type RawSettings = Settings<typeof GPU_FUNCTION_SETTINGS>;
 
@@ -50,6 +51,13 @@ export function readSettings(env: Record<string, string | undefined>): {
   config: ServiceConfig;
 } {
   const raw = loadSettings(GPU_FUNCTION_SETTINGS, env);
+  if (raw.MODEL_URI?.startsWith('s3://')) {
+    try {
+      parseS3Uri(raw.MODEL_URI);
+    } catch (err) {
+      throw new SettingsError(`setting MODEL_URI: ${(err as Error).message}`);
+    }
+  }
   const config: ServiceConfig = {
     host: raw.HOST ?? '0.0.0.0',
     port: intSetting(raw, 'PORT', 0, 65535),

@@ -25,6 +25,7 @@ describe('GPU function settings', () => {
       /LOAD_CONCURRENCY must be a number in \[1, 256\]/,
     );
     expect(() => readSettings({ QUEUE_MAX: '2.5' })).toThrow(/QUEUE_MAX must be an integer/);
+    expect(() => readSettings({ MODEL_URI: 's3://Not_A_Bucket/x' })).toThrow(/MODEL_URI: 'Not_A_Bucket'/);
   });
 
   it('never shows secrets in the loggable copy', () => {
