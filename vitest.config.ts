@@ -23,6 +23,16 @@ export default defineConfig({
         },
       },
       {
+        // The whole system in real processes (npm start's stack on free ports); slow, so long timeouts.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 240_000,
+        },
+      },
+      {
         // The worker gets the loopback wire-protocol backend started by the global setup, and
         // short timeouts so cold-start and stall tests take seconds.
         plugins: [
