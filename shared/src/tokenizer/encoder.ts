@@ -18,9 +18,10 @@ const REPLACEMENT_CHARACTER = 0xfffd;
 /** Merged-away symbols get this id; no merge key can match it. */
 const DEAD = 0x7fffffff;
 const RANK_SCALE = 2 ** 32;
+/** Scratch arrays above this many symbols are dropped after use. */
+const KEPT_SCRATCH = 1 << 16;
 /** Words up to this many code units are cached; longer ones are rarely repeated. */
 const MAX_CACHED_WORD = 32;
-const CACHE_LIMIT = 20_000;
 
 /** Growable list of token ids, reused across calls so that encoding allocates almost nothing. */
 export class IdList {
@@ -32,10 +33,15 @@ export class IdList {
     this.ids[this.length++] = id;
   }
 
-  pushAll(ids: Uint16Array): void {
-    while (this.length + ids.length > this.ids.length) this.grow();
-    this.ids.set(ids, this.length);
-    this.length += ids.length;
+  pushAll(ids: Uint16Array, start: number, end: number): void {
+    while (this.length + end - start > this.ids.length) this.grow();
+    for (let i = start; i < end; i++) this.ids[this.length++] = ids[i]!;
+  }
+
+  /** Empties the list, dropping a buffer grown by one huge text. */
+  shrink(): void {
+    this.length = 0;
+    if (this.ids.length > KEPT_SCRATCH) this.ids = new Uint32Array(256);
   }
 
   private grow(): void {
@@ -45,12 +51,53 @@ export class IdList {
   }
 }
 
+/**
+ * Ids of recently merged words, keyed by their text. All ids live in one fixed arena and the map
+ * holds small integers, so memory stays bounded (about 1 MB) however much text goes through;
+ * when either fills up, the cache starts over.
+ */
+class WordCache {
+  private readonly index = new Map<string, number>();
+  /** Grows by doubling up to MAX_ARENA, so that a short-lived isolate allocates little. */
+  private arena = new Uint16Array(1024);
+  private used = 0;
+  private static readonly MAX_ARENA = 1 << 17;
+  private static readonly MAX_WORDS = 16_384;
+
+  /** Appends the cached ids of `word` to `out`; false if it is not cached. */
+  read(word: string, out: IdList): boolean {
+    const at = this.index.get(word);
+    if (at === undefined) return false;
+    const start = at >>> 6;
+    out.pushAll(this.arena, start, start + (at & 63));
+    return true;
+  }
+
+  write(word: string, symbols: Int32Array, next: Int32Array): void {
+    let length = 0;
+    for (let s = 0; s !== -1; s = next[s]!) length++;
+    if (length > MAX_CACHED_WORD) return;
+    if (this.used + length > this.arena.length && this.arena.length < WordCache.MAX_ARENA) {
+      const bigger = new Uint16Array(this.arena.length * 2);
+      bigger.set(this.arena);
+      this.arena = bigger;
+    }
+    if (this.used + length > this.arena.length || this.index.size >= WordCache.MAX_WORDS) {
+      this.index.clear();
+      this.used = 0;
+    }
+    const start = this.used;
+    for (let s = 0; s !== -1; s = next[s]!) this.arena[this.used++] = symbols[s]!;
+    this.index.set(word, start * 64 + length);
+  }
+}
+
 export class BpeEncoder {
   private readonly t: TokenizerTables;
   private readonly mergeMask: number;
   private readonly mergeShift: number;
   private readonly users: UserSymbolMatcher;
-  private readonly cache = new Map<string, Uint16Array>();
+  private readonly cache = new WordCache();
 
   // Scratch state of the word being merged: symbol ids and a doubly linked list over them.
   private symbols = new Int32Array(64);
@@ -71,7 +118,7 @@ export class BpeEncoder {
 
   /** Appends the ids of `text` to `out`. */
   encode(text: string, out: IdList): void {
-    const { firstUnits } = this.users;
+    const users = this.users;
     const splitAtSpace = this.t.spaceStartsWord;
     this.wordLength = 0;
     const n = text.length;
@@ -91,8 +138,8 @@ export class BpeEncoder {
           cp = unit = REPLACEMENT_CHARACTER;
         }
       }
-      if (firstUnits[unit] === 1) {
-        const m = this.users.match(text, i);
+      if (users.mayStartWith(unit)) {
+        const m = users.match(text, i);
         if (m >= 0) {
           this.flushWord(text, i, out);
           out.push(Math.floor(m / 65536));
@@ -112,6 +159,15 @@ export class BpeEncoder {
       i += width;
     }
     this.flushWord(text, n, out);
+    // One huge word (a megabyte without a space) must not pin tens of megabytes of scratch.
+    if (this.symbols.length > KEPT_SCRATCH) this.releaseScratch();
+  }
+
+  private releaseScratch(): void {
+    this.symbols = new Int32Array(64);
+    this.next = new Int32Array(64);
+    this.prev = new Int32Array(64);
+    this.heap = new Float64Array(64);
   }
 
   private charId(cp: number): number {
@@ -175,29 +231,13 @@ export class BpeEncoder {
       return;
     }
     const cacheable = end - this.wordStart <= MAX_CACHED_WORD;
-    const key = cacheable ? text.slice(this.wordStart, end) : '';
-    if (cacheable) {
-      const hit = this.cache.get(key);
-      if (hit) {
-        out.pushAll(hit);
-        return;
-      }
-    }
+    const word = cacheable ? text.slice(this.wordStart, end) : '';
+    if (cacheable && this.cache.read(word, out)) return;
     this.merge(count);
     const symbols = this.symbols;
     const next = this.next;
-    if (cacheable) {
-      let length = 0;
-      for (let s = 0; s !== -1; s = next[s]!) length++;
-      const ids = new Uint16Array(length);
-      length = 0;
-      for (let s = 0; s !== -1; s = next[s]!) ids[length++] = symbols[s]!;
-      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      this.cache.set(key, ids);
-      out.pushAll(ids);
-    } else {
-      for (let s = 0; s !== -1; s = next[s]!) out.push(symbols[s]!);
-    }
+    if (cacheable) this.cache.write(word, symbols, next);
+    for (let s = 0; s !== -1; s = next[s]!) out.push(symbols[s]!);
   }
 
   /** Id of the piece merging `left` and `right`, or NO_ID. */
@@ -226,12 +266,15 @@ export class BpeEncoder {
       next[s] = s + 1;
     }
     next[count - 1] = -1;
-    if (this.heap.length < count * 3) this.heap = new Float64Array(count * 3);
+    // The heap holds at most the initial pairs plus one per merge; push() grows it if needed.
+    if (this.heap.length < count + 16) this.heap = new Float64Array(count + 16);
+    const heap = this.heap;
     let size = 0;
     for (let s = 0; s + 1 < count; s++) {
       const merged = this.lookup(symbols[s]!, symbols[s + 1]!);
-      if (merged !== NO_ID) size = this.push(size, ranks[merged]! * RANK_SCALE + s);
+      if (merged !== NO_ID) heap[size++] = ranks[merged]! * RANK_SCALE + s;
     }
+    for (let i = (size - 2) >> 2; i >= 0; i--) this.siftDown(i, heap[i]!, size);
     while (size > 0) {
       const top = this.heap[0]!;
       size = this.pop(size);
@@ -259,12 +302,14 @@ export class BpeEncoder {
     }
   }
 
+  // A 4-ary min-heap: half the depth of a binary heap, and a node's children share a cache line.
+
   private push(size: number, value: number): number {
     if (size === this.heap.length) this.heap = grow(this.heap, size * 2);
     const heap = this.heap;
     let i = size;
     while (i > 0) {
-      const parent = (i - 1) >> 1;
+      const parent = (i - 1) >> 2;
       const p = heap[parent]!;
       if (p <= value) break;
       heap[i] = p;
@@ -275,19 +320,32 @@ export class BpeEncoder {
   }
 
   private pop(size: number): number {
+    size--;
+    if (size > 0) this.siftDown(0, this.heap[size]!, size);
+    return size;
+  }
+
+  /** Places `value` at node `i` or below, moving smaller children up. */
+  private siftDown(i: number, value: number, size: number): void {
     const heap = this.heap;
-    const last = heap[--size]!;
-    let i = 0;
     for (;;) {
-      let child = 2 * i + 1;
-      if (child >= size) break;
-      if (child + 1 < size && heap[child + 1]! < heap[child]!) child++;
-      if (heap[child]! >= last) break;
-      heap[i] = heap[child]!;
+      const first = 4 * i + 1;
+      if (first >= size) break;
+      let child = first;
+      let smallest = heap[first]!;
+      const last = Math.min(first + 4, size);
+      for (let c = first + 1; c < last; c++) {
+        const v = heap[c]!;
+        if (v < smallest) {
+          smallest = v;
+          child = c;
+        }
+      }
+      if (smallest >= value) break;
+      heap[i] = smallest;
       i = child;
     }
-    heap[i] = last;
-    return size;
+    heap[i] = value;
   }
 }
 

@@ -71,13 +71,18 @@ export class Tokenizer {
 
   /** Token ids of `text`, as sentencepiece's encode gives them (no BOS or EOS added). */
   encode(text: string): number[] {
-    const ids = this.encodeRaw(text);
-    return Array.from(ids.ids.subarray(0, ids.length));
+    const list = this.encodeRaw(text);
+    const ids = Array.from(list.ids.subarray(0, list.length));
+    list.shrink();
+    return ids;
   }
 
   /** Same as encode(text).length, without building the id array. */
   countTokens(text: string): number {
-    return this.encodeRaw(text).length;
+    const list = this.encodeRaw(text);
+    const count = list.length;
+    list.shrink();
+    return count;
   }
 
   /** Text of `ids`, as sentencepiece's decode gives it. Ids outside 0..pieceCount-1 give nothing. */

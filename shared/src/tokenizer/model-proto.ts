@@ -1,7 +1,8 @@
 // Reads the parts of a SentencePiece ModelProto (sentencepiece_model.proto) that encoding and
 // decoding depend on. Field numbers and proto2 defaults follow that schema.
 
-import { ProtoReader, WIRE_FIXED32, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf.ts';
+import { TokenizerError } from './errors.ts';
+import { ProtobufError, ProtoReader, WIRE_FIXED32, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf.ts';
 
 /** ModelProto.SentencePiece.Type */
 export const PieceType = {
@@ -58,6 +59,15 @@ export interface SentencePieceModel {
 }
 
 export function parseModelProto(bytes: Uint8Array): SentencePieceModel {
+  try {
+    return readModelProto(bytes);
+  } catch (err) {
+    if (!(err instanceof ProtobufError)) throw err;
+    throw new TokenizerError(`not a SentencePiece model (protobuf: ${err.message})`);
+  }
+}
+
+function readModelProto(bytes: Uint8Array): SentencePieceModel {
   const pieces: ModelPiece[] = [];
   let trainer = defaultTrainerSpec();
   let normalizer = defaultNormalizerSpec();

@@ -20,9 +20,10 @@ export class ProtoReader {
   private pos: number;
   private readonly end: number;
 
-  constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
+  constructor(bytes: Uint8Array, start = 0, end = bytes.length, view?: DataView) {
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // Embedded messages share their parent's view: a model has tens of thousands of them.
+    this.view = view ?? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = start;
     this.end = end;
   }
@@ -84,14 +85,19 @@ export class ProtoReader {
   }
 
   string(): string {
-    return utf8Strict.decode(this.bytesField());
+    const bytes = this.bytesField();
+    try {
+      return utf8Strict.decode(bytes);
+    } catch {
+      throw new ProtobufError('string field is not valid UTF-8');
+    }
   }
 
   /** A reader over an embedded message, which is consumed from this reader. */
   message(): ProtoReader {
     const len = this.varint();
     this.need(len);
-    const sub = new ProtoReader(this.bytes, this.pos, this.pos + len);
+    const sub = new ProtoReader(this.bytes, this.pos, this.pos + len, this.view);
     this.pos += len;
     return sub;
   }

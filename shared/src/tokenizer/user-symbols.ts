@@ -2,6 +2,7 @@
 // position of the normalized text the longest user-defined piece starting there is taken whole.
 
 import { Kind, type TokenizerTables, textOf } from './tables.ts';
+import { codePointAt } from './utf8.ts';
 
 interface TrieNode {
   children: Map<number, TrieNode>;
@@ -10,29 +11,26 @@ interface TrieNode {
 }
 
 export class UserSymbolMatcher {
-  /** firstUnits[u] is 1 when some user-defined piece starts with UTF-16 code unit u. */
-  readonly firstUnits = new Uint8Array(65536);
-  private readonly root: TrieNode = { children: new Map(), id: -1 };
+  /** Bit u is set when some user-defined piece starts with UTF-16 code unit u. */
+  private readonly firstUnits = new Uint32Array(2048);
+  private readonly tables: TokenizerTables;
+  /** Built on the first possible match, so that loading stays cheap. */
+  private root: TrieNode | undefined;
 
   constructor(tables: TokenizerTables) {
-    const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
-    for (let id = 0; id < tables.pieceCount; id++) {
-      if (tables.kinds[id] !== Kind.USER) continue;
-      const piece = decoder.decode(textOf(tables, tables.info[id]!));
-      if (piece.length === 0) continue;
-      let node = this.root;
-      for (let i = 0; i < piece.length; i++) {
-        const u = piece.charCodeAt(i);
-        let child = node.children.get(u);
-        if (!child) {
-          child = { children: new Map(), id: -1 };
-          node.children.set(u, child);
-        }
-        node = child;
-      }
-      node.id = id;
-      this.firstUnits[piece.charCodeAt(0)] = 1;
+    this.tables = tables;
+    for (const id of this.userIds()) {
+      const text = textOf(tables, tables.info[id]!);
+      if (text.length === 0) continue;
+      const cp = codePointAt(text, 0, text.length);
+      const unit = cp < 0x10000 ? cp : 0xd800 + ((cp - 0x10000) >> 10);
+      this.firstUnits[unit >>> 5]! |= 1 << (unit & 31);
     }
+  }
+
+  /** True when a user-defined piece may start with this (normalized) code unit. */
+  mayStartWith(unit: number): boolean {
+    return ((this.firstUnits[unit >>> 5]! >>> (unit & 31)) & 1) === 1;
   }
 
   /**
@@ -40,6 +38,7 @@ export class UserSymbolMatcher {
    * U+2581, lone surrogates as U+FFFD). Returns id * 2^16 + length in code units, or -1.
    */
   match(text: string, start: number): number {
+    this.root ??= this.buildTrie();
     let node = this.root;
     let best = -1;
     for (let i = start; i < text.length; i++) {
@@ -49,6 +48,32 @@ export class UserSymbolMatcher {
       if (node.id >= 0) best = node.id * 65536 + (i + 1 - start);
     }
     return best;
+  }
+
+  /** Ids of USER_DEFINED pieces; indexOf scans natively, where a loop over every id would run cold. */
+  private *userIds(): Generator<number> {
+    const kinds = this.tables.kinds;
+    for (let id = kinds.indexOf(Kind.USER); id >= 0; id = kinds.indexOf(Kind.USER, id + 1)) yield id;
+  }
+
+  private buildTrie(): TrieNode {
+    const root: TrieNode = { children: new Map(), id: -1 };
+    const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+    for (const id of this.userIds()) {
+      const piece = decoder.decode(textOf(this.tables, this.tables.info[id]!));
+      let node = root;
+      for (let i = 0; i < piece.length; i++) {
+        const u = piece.charCodeAt(i);
+        let child = node.children.get(u);
+        if (!child) {
+          child = { children: new Map(), id: -1 };
+          node.children.set(u, child);
+        }
+        node = child;
+      }
+      if (piece.length > 0) node.id = id;
+    }
+    return root;
   }
 }
 
