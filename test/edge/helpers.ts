@@ -1,7 +1,7 @@
 // Helpers for the edge tests: requests to the worker under test, admin calls, SSE parsing.
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env, exports } from 'cloudflare:workers';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import worker from '../../edge/src/index.ts';
 import type { KeyLimits } from '../../edge/src/limits/types.ts';
 import { MODEL_ID } from '../../shared/src/model-facts.ts';
@@ -10,6 +10,8 @@ export const ORIGIN = 'http://edge.test';
 export const ADMIN_TOKEN = env.ADMIN_TOKEN ?? '';
 export const BACKEND_URL = env.GPU_FUNCTION_URL;
 export { MODEL_ID };
+/** The compiled tokenizer could be built (see node/global-setup.ts); without it, tokenizing tests skip. */
+export const TOKENIZER_READY = inject('tokenizerReady');
 
 /** The backend with a scenario prefix (see node/wire-backend.ts). */
 export const scenario = (opts: string) => `${BACKEND_URL}/s/${opts}`;

@@ -2,13 +2,14 @@
 // the worker's fetch handler.
 import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type CreatedKey, call, createKey, MODEL_ID, ORIGIN, tokenize } from './helpers.ts';
+import { type CreatedKey, call, createKey, MODEL_ID, ORIGIN, TOKENIZER_READY, tokenize } from './helpers.ts';
 
 let key: CreatedKey;
 let client: OpenAI;
 const PROMPT = '富士山は日本で一番高い山です。';
 
 beforeAll(async () => {
+  if (!TOKENIZER_READY) return;
   key = await createKey({ requests_per_minute: 100 });
   client = new OpenAI({
     apiKey: key.key,
@@ -18,7 +19,7 @@ beforeAll(async () => {
   });
 });
 
-describe('openai npm client', () => {
+describe.skipIf(!TOKENIZER_READY)('openai npm client', () => {
   it('completions.create', async () => {
     const promptIds = await tokenize(key.key, PROMPT);
     const completion = await client.completions.create({

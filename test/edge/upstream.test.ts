@@ -10,6 +10,7 @@ import {
   readSse,
   scenario,
   settledUsageOf,
+  TOKENIZER_READY,
   tokenize,
 } from './helpers.ts';
 
@@ -20,6 +21,7 @@ const REFUSING = 'http://127.0.0.1:1';
 let key: CreatedKey;
 let promptTokens: number;
 beforeAll(async () => {
+  if (!TOKENIZER_READY) return;
   key = await createKey({ requests_per_minute: 1000 });
   promptTokens = (await tokenize(key.key, PROMPT)).length;
 });
@@ -32,7 +34,7 @@ async function startsLater(delayMs: number): Promise<string> {
 const dataEvents = (events: Awaited<ReturnType<typeof readSse>>) =>
   events.flatMap((e) => ('data' in e ? [e.data as Record<string, unknown>] : []));
 
-describe('cold start', () => {
+describe.skipIf(!TOKENIZER_READY)('cold start', () => {
   it('waits while connections are refused, then answers', async () => {
     const backend = await startsLater(800);
     const res = await complete(key.key, { prompt: PROMPT, max_tokens: 3 }, { backend });
@@ -101,7 +103,7 @@ describe('cold start', () => {
   });
 });
 
-describe('backend failures', () => {
+describe.skipIf(!TOKENIZER_READY)('backend failures', () => {
   it('maps a refusing backend to 502 without details, and charges nothing', async () => {
     const own = await createKey();
     for (const status of [500, 401, 400]) {
@@ -161,7 +163,7 @@ describe('backend failures', () => {
   });
 });
 
-describe('a client that goes away', () => {
+describe.skipIf(!TOKENIZER_READY)('a client that goes away', () => {
   it('cancels the generation upstream and settles the usage so far', async () => {
     const own = await createKey();
     const tag = `gone-${Date.now()}`;

@@ -185,6 +185,8 @@ function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; finishe
         })
         .finally(async () => {
           if (!input.clientGone.signal.aborted) controller.close();
+          // Ends the generation if pump stopped early (finish, client gone): cancels upstream.
+          await input.events.return(undefined).catch(() => undefined);
           await input.onEnd();
           resolveFinished();
         });
@@ -203,9 +205,26 @@ async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise
     const event = step.value;
     if (event.type === 'waiting') send(SSE_KEEP_ALIVE);
     else if (event.type === 'text') send(chunkEvent(who, event.text, null, includeUsage));
-    else send(chunkEvent(who, '', event.reason, includeUsage));
+    else {
+      // The last chunk, the usage and [DONE] leave in one write: fewer small packets to wait on.
+      const tail = [chunkEvent(who, '', event.reason, includeUsage)];
+      if (includeUsage)
+        tail.push(usageEvent(who, usageOf(input.promptTokens, input.progress.completionTokens)));
+      tail.push(SSE_DONE);
+      send(concat(tail));
+      return;
+    }
     if (input.clientGone.signal.aborted) throw new Error('client went away');
   }
-  if (includeUsage) send(usageEvent(who, usageOf(input.promptTokens, input.progress.completionTokens)));
-  send(SSE_DONE);
+  throw new Error('generation ended without a finish event');
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

@@ -1,7 +1,9 @@
 // Node side of the edge test project: starts the wire-protocol backend on loopback and hands its
 // URL to the worker (see vitest.config.ts), and makes sure the compiled tokenizer the worker
 // bundles exists.
+/// <reference path="../provided-context.d.ts" />
 import type { TestProject } from 'vitest/node';
+import { prepareTokenizer } from './local-edge.ts';
 import { startWireBackend } from './wire-backend.ts';
 
 /** Secrets of the worker under test; the backend verifies signatures with the same one. */
@@ -10,13 +12,10 @@ export const EDGE_TEST_SECRETS = {
   ADMIN_TOKEN: 'test-admin-token',
 };
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    backendUrl: string;
-  }
-}
-
 export default async function setup(project: TestProject) {
+  const tokenizerReady = await prepareTokenizer();
+  if (!tokenizerReady) console.warn('edge tests: no tokenizer model found; tests that tokenize are skipped');
+  project.provide('tokenizerReady', tokenizerReady);
   const backend = await startWireBackend(EDGE_TEST_SECRETS.GPU_HMAC_SECRET);
   project.provide('backendUrl', backend.url);
   return () => backend.close();
