@@ -152,6 +152,23 @@ describe.skipIf(!TOKENIZER_READY)('backend failures', () => {
     expect(events.at(-1)).toMatchObject({ error: { code: 'upstream_error' } });
   });
 
+  it('treats a malformed frame as a backend failure, not a crash', async () => {
+    const stream = await complete(
+      key.key,
+      { prompt: PROMPT, max_tokens: 20, stream: true },
+      { backend: scenario('junk=2') },
+    );
+    expect(dataEvents(await readSse(stream)).at(-1)).toMatchObject({
+      error: { type: 'server_error', code: 'upstream_error' },
+    });
+    const whole = await complete(
+      key.key,
+      { prompt: PROMPT, max_tokens: 20 },
+      { backend: scenario('junk=0') },
+    );
+    expect(whole.status).toBe(502);
+  });
+
   it('gives up on a backend that goes silent', async () => {
     const res = await complete(
       key.key,

@@ -52,7 +52,7 @@ export async function* generate(
           yield { type: 'finish', reason: 'stop' };
           return; // `finally` cancels the rest of the generation
         }
-      } else {
+      } else if (frame.type === 'done') {
         if (frame.finish_reason === 'error' || frame.finish_reason === 'cancelled') {
           console.error(`generation failed upstream: ${frame.error?.code ?? frame.finish_reason}`);
           throw upstreamFailure('The model server failed during generation.');

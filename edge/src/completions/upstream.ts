@@ -97,6 +97,21 @@ async function rejection(res: Response): Promise<ApiError> {
   return upstreamFailure(`The model server refused the request (HTTP ${res.status}).`);
 }
 
+const FINISH_REASONS = new Set(['length', 'stop', 'eos', 'error', 'cancelled']);
+
+/** The shape the edge relies on; anything else from the GPU function is a fault, not a crash. */
+function isFrame(v: unknown): v is GenerateFrame {
+  if (typeof v !== 'object' || v === null) return false;
+  const f = v as Record<string, unknown>;
+  if (f.type === 'heartbeat') return true;
+  if (f.type === 'tokens') {
+    return (
+      Array.isArray(f.ids) && f.ids.every((id) => typeof id === 'number' && Number.isInteger(id) && id >= 0)
+    );
+  }
+  return f.type === 'done' && typeof f.finish_reason === 'string' && FINISH_REASONS.has(f.finish_reason);
+}
+
 /**
  * The frames of an open generation. If nothing (not even a heartbeat) arrives for the idle
  * timeout, the request is aborted and a 502 is thrown.
@@ -114,12 +129,14 @@ export async function* generationFrames(
     abort.abort();
   }
   try {
-    for await (const frame of readFrames<GenerateFrame>(res.body)) {
+    for await (const frame of readFrames<unknown>(res.body)) {
       clearTimeout(timer);
+      if (!isFrame(frame)) throw upstreamFailure('The model server sent a malformed frame.');
       yield frame;
       timer = setTimeout(onIdle, idleTimeoutMs);
     }
   } catch (err) {
+    if (err instanceof ApiError) throw err;
     if (idle) throw upstreamFailure('The model server stopped responding.', 'upstream_timeout');
     if (abort.signal.aborted) throw err;
     throw upstreamFailure('The connection to the model server broke during generation.');

@@ -84,6 +84,8 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
     );
 
   const clientGone = new AbortController();
+  // Where the runtime reports a client that hung up, stop generating for it.
+  c.req.raw.signal?.addEventListener('abort', () => clientGone.abort(), { once: true });
   const progress: GenerationProgress = { completionTokens: 0 };
   const input: GenerationInput = {
     request,

@@ -7,6 +7,7 @@
 //   eos=N           finish 'eos' after N tokens          fail=N        done frame with 'error' after N
 //   drop=N          cut the connection after N tokens    stall=N       go silent after N tokens
 //   heartbeats=K    K 'loading' heartbeats first         status=CODE   answer CODE with an error body
+//   junk=N          a frame of an unknown type after N tokens
 //   cold=NAME:MS    503 + Retry-After until MS after the first request named NAME
 //   tag=NAME        only labels the request in the log
 // GET /log returns what each request did (tokens sent, how it ended), for cancellation checks.
@@ -151,6 +152,12 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
     if (n === num('drop')) {
       entry.outcome = 'dropped';
       res.socket?.destroy();
+      return;
+    }
+    if (n === num('junk')) {
+      write({ type: 'mystery', ids: 'none' });
+      entry.outcome = 'done';
+      res.end();
       return;
     }
     if (n === num('stall')) {
