@@ -5,12 +5,12 @@
 // .cache/bench-load/). Prints:
 //   - weight-load throughput of the loader (concurrent ranged GETs, the service's defaults and a
 //     few other concurrencies) next to one plain single-stream GET of the largest file from the
-//     same server in the same run, and their ratio (target: at least 90%);
+//     same server, measured in pairs in the same run, and their ratio (target: at least 90%);
 //   - cold start of the real service process, process start to first token, split into phases
 //     (boot, manifest, fetch, verify, session create, first token), for both models; and the
 //     warm start (verified cache reused) for comparison.
 //
-// Options: --rounds N (throughput rounds, best of N; default 3), --skip-1g (tiny model only).
+// Options: --rounds N (throughput rounds, medians over N; default 3), --skip-1g (tiny model only).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -293,36 +293,47 @@ async function main(): Promise<void> {
       { label: 'loader 1 x 16 MiB', load: { ...defaults, concurrency: 1 } },
       { label: 'loader 4 x 16 MiB', load: { ...defaults, concurrency: 4 } },
     ];
-    const best = { single: 0, fetch: variants.map(() => 0), verified: variants.map(() => 0) };
+    // Each loader run is paired with a single-stream run just before it, so both see the same
+    // machine load; the ratios are per pair, the figures are medians over the rounds.
+    const runs = variants.map(() => ({
+      single: [] as number[],
+      fetch: [] as number[],
+      verified: [] as number[],
+    }));
     const target = path.join(ROOT, 'single-stream.bin');
     const largestKey = `${big.prefix}/${big.largestFile}`;
     for (let r = 0; r < rounds; r++) {
-      best.single = Math.max(best.single, await singleStream(client, largestKey, target));
       for (const [i, v] of variants.entries()) {
+        const single = await singleStream(client, largestKey, target);
         const x = await loaderThroughput(client, big, v.load);
-        best.fetch[i] = Math.max(best.fetch[i]!, x.fetch);
-        best.verified[i] = Math.max(best.verified[i]!, x.verified);
+        runs[i]!.single.push(single);
+        runs[i]!.fetch.push(x.fetch);
+        runs[i]!.verified.push(x.verified);
       }
     }
     await rm(target, { force: true });
-    const pct = (x: number) => `${fmt((100 * x) / best.single, 0)}%`.padStart(5);
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+    };
+    const ratio = (xs: number[], ys: number[]) => median(xs.map((x, k) => x / ys[k]!));
+    const mbs = (x: number) => `${fmt(x / MB).padStart(5)} MB/s`;
+    const pct = (x: number) => `${fmt(100 * x, 0)}%`.padStart(9);
     console.log(
-      `  ${''.padEnd(34)} ${'fetch'.padStart(10)} ${'vs single'.padStart(9)} ${'+verify'.padStart(10)} ${'vs single'.padStart(9)}`,
-    );
-    console.log(
-      `  ${'single-stream GET, largest file'.padEnd(34)} ${fmt(best.single / MB).padStart(5)} MB/s`,
+      `  ${''.padEnd(30)} ${'single'.padStart(10)} ${'fetch'.padStart(10)} ${'ratio'.padStart(9)} ${'+verify'.padStart(10)} ${'ratio'.padStart(9)}`,
     );
     for (const [i, v] of variants.entries()) {
-      const f = best.fetch[i]!;
-      const g = best.verified[i]!;
+      const run = runs[i]!;
       console.log(
-        `  ${v.label.padEnd(34)} ${fmt(f / MB).padStart(5)} MB/s ${pct(f).padStart(9)} ${fmt(g / MB).padStart(5)} MB/s ${pct(g).padStart(9)}`,
+        `  ${v.label.padEnd(30)} ${mbs(median(run.single))} ${mbs(median(run.fetch))} ${pct(ratio(run.fetch, run.single))} ${mbs(median(run.verified))} ${pct(ratio(run.verified, run.single))}`,
       );
     }
     console.log(
-      `  (best of ${rounds} rounds; fetch: bytes on disk / download time; +verify: until every SHA-256`,
+      `  (medians of ${rounds} rounds; single: one plain GET of the largest file, run just before each`,
     );
-    console.log('   matched; hashing runs alongside the download, the single stream does not hash)');
+    console.log('   loader run; fetch: bytes on disk / download time; +verify: until every SHA-256 matched;');
+    console.log('   the loader hashes alongside the download, the single stream does not hash)');
     console.log('');
 
     console.log('cold start of the service process, process start to first token:');
