@@ -4,7 +4,14 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerateFrame } from '../../../shared/src/protocol/generate.ts';
-import { convertTinyModel, HAVE_FIXTURES, scratchDir, storageEnv, uploadTo } from './helpers/model.ts';
+import {
+  convertTinyModel,
+  HAVE_FIXTURES,
+  removeScratch,
+  scratchDir,
+  storageEnv,
+  uploadTo,
+} from './helpers/model.ts';
 import { LocalS3 } from './helpers/s3rver.ts';
 import { doneFrame, ServiceProcess, streamedIds } from './helpers/service.ts';
 
@@ -25,7 +32,8 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function lifecycle and scheduling', () => {
   });
 
   afterAll(async () => {
-    await s3?.stop();
+    await s3?.dispose();
+    await removeScratch(dir);
   });
 
   /** A service that loads at boot (sharing one cache); resolves once the model is ready. */

@@ -13,6 +13,7 @@ import {
   convertTinyModel,
   goldenGreedy,
   HAVE_FIXTURES,
+  removeScratch,
   s3Client,
   scratchDir,
   storageEnv,
@@ -51,7 +52,8 @@ describe.skipIf(!HAVE_FIXTURES)('weight loading faults', () => {
 
   afterAll(async () => {
     await proxy?.close();
-    await s3?.stop();
+    await s3?.dispose();
+    await removeScratch(dir);
   });
 
   /** A service reading s3://models/<prefix> through the proxy, with its own empty cache. */

@@ -6,6 +6,7 @@ import {
   convertTinyModel,
   goldenGreedy,
   HAVE_FIXTURES,
+  removeScratch,
   scratchDir,
   storageEnv,
   uploadTo,
@@ -33,7 +34,8 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
 
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
-    await s3?.stop();
+    await s3?.dispose();
+    await removeScratch(dir);
   });
 
   const greedyRequest = () => ({ prompt_ids: golden.prompt_ids, max_new_tokens: 20, temperature: 0 });

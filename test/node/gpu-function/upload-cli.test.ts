@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertTinyModel, HAVE_FIXTURES, s3Client, scratchDir } from './helpers/model.ts';
+import { convertTinyModel, HAVE_FIXTURES, removeScratch, s3Client, scratchDir } from './helpers/model.ts';
 import { LocalS3, S3RVER_CREDENTIALS } from './helpers/s3rver.ts';
 
 const run = promisify(execFile);
@@ -23,7 +23,8 @@ describe.skipIf(!HAVE_FIXTURES)('upload command', () => {
   });
 
   afterAll(async () => {
-    await s3?.stop();
+    await s3?.dispose();
+    await removeScratch(dir);
   });
 
   async function upload(args: string[], env: Record<string, string> = {}) {

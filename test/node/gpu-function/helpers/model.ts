@@ -1,6 +1,6 @@
 // The tiny fixture checkpoint converted by the real converter, and uploaded to a LocalS3.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { convertCheckpoint } from '../../../../gpu-function/src/convert/convert.ts';
 import { createS3Client } from '../../../../gpu-function/src/weights/s3-client.ts';
@@ -15,6 +15,11 @@ export async function scratchDir(name: string): Promise<string> {
   const root = resolve('.cache/gpu-function-tests');
   await mkdir(root, { recursive: true });
   return mkdtemp(join(root, `${name}-`));
+}
+
+/** Deletes a scratch folder (caches hold copies of the weights). */
+export async function removeScratch(dir: string | undefined): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true });
 }
 
 /** Converts the tiny fixture (float32) into `dir/model`; returns that folder. */

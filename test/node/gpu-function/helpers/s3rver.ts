@@ -1,7 +1,7 @@
 // A real S3-compatible server (s3rver 3.7.1) on loopback, in this process. `stop` drops every
 // open connection at once (like a crashed server); `start` brings it back on the same port and
 // data folder.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,5 +54,11 @@ export class LocalS3 {
     internals.logger.silent = true;
     internals.httpServer.closeAllConnections();
     await server.close();
+  }
+
+  /** Stops the server and deletes its data. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
