@@ -24,7 +24,8 @@ options:
   --s3-port N       the object storage (default 8789)
 
 environment:
-  MODEL_CHECKPOINT  a Hugging Face checkpoint folder to serve (default: the demo model, gibberish)
+  MODEL_CHECKPOINT  a Hugging Face checkpoint folder to convert and serve (default: the demo model, gibberish)
+  MODEL_URI         a converted model instead: s3://models/PREFIX in the local bucket, or a folder
   TOKENIZER_MODEL   the tokenizer.model file (default ../shared/fixtures/tokenizer/novelai.model)
   LOCAL_API_KEY     the API key to register and print (default: made once, kept in the data folder)
   IDLE_TIMEOUT_S    the GPU function exits after this many idle seconds (default ${LOCAL_IDLE_TIMEOUT_S})
@@ -94,6 +95,7 @@ async function main(): Promise<number> {
       s3: port(values['s3-port'], 8789, 's3-port'),
     },
     modelCheckpoint: settings.MODEL_CHECKPOINT,
+    modelUri: process.env.MODEL_URI || undefined,
     localApiKey: settings.LOCAL_API_KEY,
     idleTimeoutS: idleTimeout(process.env.IDLE_TIMEOUT_S || LOCAL_IDLE_TIMEOUT_S),
     log,

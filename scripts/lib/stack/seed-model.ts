@@ -16,7 +16,8 @@ import { buildDemoModel, DEMO_LABEL, DEMO_MODEL } from './demo-model.ts';
 import type { StackLog } from './log.ts';
 
 export interface ServedModel {
-  kind: 'demo' | 'checkpoint';
+  /** The demo model, a checkpoint converted here, or a converted model given as MODEL_URI. */
+  kind: 'demo' | 'checkpoint' | 'converted';
   /** What it is, for the banner. */
   label: string;
   /** MODEL_URI of the GPU function. */

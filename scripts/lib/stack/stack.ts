@@ -9,6 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createS3Client } from '../../../gpu-function/src/weights/s3-client.ts';
+import { givenModel } from './given-model.ts';
 import { ensureLocalKey, type LocalKeyState } from './local-key.ts';
 import type { StackLog } from './log.ts';
 import { describeExit } from './managed-process.ts';
@@ -28,6 +29,8 @@ export interface StackOptions {
   ports: { edge: number; gpu: number; s3: number };
   /** A Hugging Face checkpoint folder; unset serves the demo model. */
   modelCheckpoint?: string | undefined;
+  /** A converted model to serve as it is (s3://models/PREFIX or a folder); excludes modelCheckpoint. */
+  modelUri?: string | undefined;
   /** Fixes the local API key (LOCAL_API_KEY). */
   localApiKey?: string | undefined;
   /** The GPU function exits after this many idle seconds. */
@@ -72,6 +75,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
 
   try {
+    if (o.modelUri && o.modelCheckpoint) {
+      throw new Error(
+        'set MODEL_CHECKPOINT (a checkpoint to convert) or MODEL_URI (a converted model), not both',
+      );
+    }
     await prepareTokenizer(env, log);
     const { secrets, added } = ensureDevVars(o.secretsFile);
     if (added.length > 0) log.line('stack', `wrote ${added.join(' and ')} to ${o.secretsFile}`);
@@ -106,13 +114,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     stoppers.push(async () => client.destroy());
 
     const [model, edge] = await Promise.all([
-      seedModel({
-        client,
-        bucket: BUCKET,
-        checkpoint: o.modelCheckpoint,
-        workDir: path.join(dataDir, 'stack'),
-        log,
-      }),
+      o.modelUri
+        ? givenModel(o.modelUri, client, BUCKET)
+        : seedModel({
+            client,
+            bucket: BUCKET,
+            checkpoint: o.modelCheckpoint,
+            workDir: path.join(dataDir, 'stack'),
+            log,
+          }),
       edgeStarting,
     ]);
     log.line('edge', `ready: ${edge.url}`);
