@@ -175,6 +175,44 @@ describe.skipIf(!HAVE_TOKENIZER)('completions through the local stack', () => {
     });
   });
 
+  it('stops the generation upstream when the client goes away, and settles the usage', async () => {
+    const { id, key } = await createKey(t.stack);
+    const client = new AbortController();
+    const res = await fetch(`${t.stack.edgeUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'japanese-stablelm-base-alpha-7b',
+        prompt: PROMPT,
+        max_tokens: 1500,
+        stream: true,
+      }),
+      signal: client.signal,
+    });
+    expect(res.status).toBe(200);
+    const gone = t.logText().split('generate.client_gone').length;
+    await expect(
+      (async () => {
+        for await (const data of sseData(res)) if (data.includes('"choices"')) client.abort();
+      })(),
+    ).rejects.toThrow();
+
+    // Through the edge and the supervisor to the GPU function, which stops generating.
+    await eventually(
+      async () => t.logText().split('generate.client_gone').length,
+      (n) => n > gone,
+    );
+    expect(t.logText().split('generate.client_gone').length).toBeGreaterThan(gone);
+    const promptTokens = loadTokenizer().encode(PROMPT).length;
+    const usage = await eventually(
+      () => keyUsage(t.stack, id),
+      (u) => u.open_reservations === 0,
+    );
+    expect(usage.open_reservations).toBe(0);
+    expect(usage.tokens_today).toBeGreaterThan(promptTokens);
+    expect(usage.tokens_today).toBeLessThan(promptTokens + 1500);
+  });
+
   it('ends a stream with an error event when the GPU function dies, and settles the usage', async () => {
     const { id, key } = await createKey(t.stack);
     const maxTokens = 1500;
