@@ -14,6 +14,7 @@ import { createProgress } from '../progress.ts';
 import { REPO_ROOT } from '../tokenizer-asset.ts';
 import { buildDemoModel, DEMO_LABEL, DEMO_MODEL } from './demo-model.ts';
 import type { StackLog } from './log.ts';
+import { DEMO_PREFIX, pruneOldDemos } from './prune-demos.ts';
 
 export interface ServedModel {
   /** The demo model, a checkpoint converted here, or a converted model given as MODEL_URI. */
@@ -54,13 +55,13 @@ function prefixFor(checkpoint: string | undefined): string {
   if (checkpoint) checkpointFingerprint(hash, checkpoint);
   else hash.update(JSON.stringify(DEMO_MODEL));
   const tag = hash.digest('hex').slice(0, 12);
-  if (!checkpoint) return `demo-${tag}`;
+  if (!checkpoint) return `${DEMO_PREFIX}${tag}`;
   const name =
     path
       .basename(checkpoint)
       .replace(/[^A-Za-z0-9._-]+/g, '_')
       .slice(0, 60) || 'checkpoint';
-  return `${name}-${tag}`;
+  return `checkpoints/${name}-${tag}`;
 }
 
 async function inBucket(client: S3Client, location: S3Location): Promise<boolean> {
@@ -82,6 +83,8 @@ export async function seedModel(o: {
   checkpoint: string | undefined;
   /** Scratch space for the conversion; removed afterwards. */
   workDir: string;
+  /** The GPU function's MODEL_CACHE_DIR (older demo models are removed from it). */
+  cacheRoot: string;
   log: StackLog;
 }): Promise<ServedModel> {
   const { log } = o;
@@ -148,6 +151,15 @@ export async function seedModel(o: {
       'model',
       `uploaded ${uploaded.files} files (${(uploaded.bytes / 1e6).toFixed(0)} MB) in ${((performance.now() - t1) / 1000).toFixed(1)} s`,
     );
+    if (!checkpoint) {
+      await pruneOldDemos({
+        client: o.client,
+        bucket: o.bucket,
+        keep: location.prefix,
+        cacheRoot: o.cacheRoot,
+        log,
+      });
+    }
     return served(false);
   } finally {
     await rm(work, { recursive: true, force: true });

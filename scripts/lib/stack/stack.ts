@@ -121,6 +121,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
             bucket: BUCKET,
             checkpoint: o.modelCheckpoint,
             workDir: path.join(dataDir, 'stack'),
+            cacheRoot: path.join(dataDir, 'gpu-cache'),
             log,
           }),
       edgeStarting,

@@ -1,12 +1,17 @@
-// Small parts of the local stack that need no processes: its secrets file, the model given as
-// MODEL_URI, and how the GPU function's log lines are shown. (test/e2e runs the whole stack.)
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Parts of the local stack on their own: its secrets file, the model given as MODEL_URI, how the
+// GPU function's log lines are shown, and the removal of older demo models (against the real
+// local object storage). test/e2e runs the whole stack.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cacheDirFor } from '../../../gpu-function/src/model-host.ts';
+import { createS3Client } from '../../../gpu-function/src/weights/s3-client.ts';
 import { givenModel } from '../../../scripts/lib/stack/given-model.ts';
-import { formatServiceLine } from '../../../scripts/lib/stack/log.ts';
+import { formatServiceLine, memoryLog } from '../../../scripts/lib/stack/log.ts';
+import { pruneOldDemos } from '../../../scripts/lib/stack/prune-demos.ts';
+import { BUCKET, S3_CREDENTIALS, startS3Server } from '../../../scripts/lib/stack/s3-server.ts';
 import {
   API_KEY_FORMAT,
   ensureDevVars,
@@ -83,5 +88,45 @@ describe('GPU function log lines', () => {
       event: 'load.retry',
     });
     expect(formatServiceLine('plain text')).toEqual({ text: 'plain text', level: 'info' });
+  });
+});
+
+describe('older demo models', () => {
+  it('are removed from the bucket and the GPU cache; the kept one and checkpoints stay', async () => {
+    const log = memoryLog();
+    const s3 = await startS3Server({ dir: path.join(scratch, 's3'), port: 0, log });
+    const client = createS3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      ...S3_CREDENTIALS,
+      sessionToken: undefined,
+    });
+    try {
+      const keys = [
+        'demo-old/manifest.json',
+        'demo-old/model.onnx',
+        'demo-new/manifest.json',
+        'checkpoints/demo-x/a',
+      ];
+      for (const Key of keys) await client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: 'x' }));
+      const cacheRoot = path.join(scratch, 'cache');
+      const oldCache = cacheDirFor(cacheRoot, { bucket: BUCKET, prefix: 'demo-old' });
+      const newCache = cacheDirFor(cacheRoot, { bucket: BUCKET, prefix: 'demo-new' });
+      mkdirSync(oldCache, { recursive: true });
+      mkdirSync(newCache, { recursive: true });
+
+      await pruneOldDemos({ client, bucket: BUCKET, keep: 'demo-new', cacheRoot, log });
+      const left = await client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+      expect((left.Contents ?? []).map((c) => c.Key).sort()).toEqual([
+        'checkpoints/demo-x/a',
+        'demo-new/manifest.json',
+      ]);
+      expect(existsSync(oldCache)).toBe(false);
+      expect(existsSync(newCache)).toBe(true);
+      expect(log.text()).toMatch(/removed the older demo model\(s\): demo-old/);
+    } finally {
+      client.destroy();
+      await s3.process.stop(2000);
+    }
   });
 });
