@@ -54,6 +54,7 @@ function forwardable(headers: IncomingHttpHeaders): Record<string, string | stri
 }
 
 function sendError(res: ServerResponse, error: ApiError): void {
+  if (res.destroyed || res.writableEnded) return; // the client is gone
   if (res.headersSent) {
     res.destroy();
     return;
