@@ -5,6 +5,8 @@
 //
 //   logits -> repetition penalty -> temperature -> top-k -> top-p -> inverse CDF at u
 //   temperature 0: argmax of the penalised logits.
+// The same seed and parameters always give the same ids; which CDF order maps u to an id
+// (sorted or vocabulary order) depends only on the row's own parameters.
 
 import type { GraphBuilder } from './onnx/index.ts';
 
@@ -35,64 +37,140 @@ export function emitRepetitionPenalty(g: GraphBuilder, logits: string, presence:
   return g.op('Where', [presence, penalised, logits], {}, { name: 'penalised_logits' });
 }
 
-/** Returns the chosen id per row, [B, 1] int64. */
+/**
+ * Returns the chosen id per row, [B, 1] int64. A full sort of the vocabulary is only needed
+ * for top-k / top-p, so the graph branches (If) on what the batch asks for:
+ *   every row greedy         -> argmax only
+ *   no row truncates         -> inverse CDF over the unsorted softmax weights
+ *   some row truncates       -> sort; truncated rows use the sorted CDF, the others the
+ *                               unsorted one, so a row's choice never depends on its batch.
+ */
 export function emitSampler(g: GraphBuilder, x: SamplerInputs, vocabSize: number): string {
   const f32 = (v: number) => g.scalar('float32', v);
-  const axis1 = g.int64s([1]);
   const logits = emitRepetitionPenalty(g, x.logits, x.presence, x.repetitionPenalty);
   const greedy = g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, { name: 'greedy_id' });
 
   // Temperature; greedy rows divide by 1 so nothing below turns into NaN for them.
   const isGreedy = g.op('Equal', [x.temperature, f32(0)]);
   const safeT = g.op('Where', [isGreedy, f32(1), x.temperature]);
-  const scaled = g.op('Div', [logits, safeT]);
-
-  // Sort once (descending); every truncation below is a mask over sorted ranks.
-  const [sorted, order] = g.ops(
-    'TopK',
-    [scaled, g.int64s([vocabSize])],
-    2,
-    { axis: 1, largest: 1, sorted: 1 },
-    {
-      name: 'sorted',
-    },
-  ) as [string, string];
-  const top = g.op('Slice', [sorted, g.int64s([0]), g.int64s([1]), axis1]);
-  // Unnormalised softmax weights, 1 for the top id, nonincreasing along the row.
-  const weights = g.op('Exp', [g.op('Sub', [sorted, top])]);
-  const rank = g.op('Range', [g.scalar('int64', 0), g.scalar('int64', vocabSize), g.scalar('int64', 1)]);
-
-  // top-k: keep ranks < k (k = 0 keeps all).
-  const k = g.op('Where', [
-    g.op('Equal', [x.topK, g.scalar('int64', 0)]),
-    g.scalar('int64', vocabSize),
-    x.topK,
+  const scaled = g.op('Div', [logits, safeT], {}, { name: 'scaled_logits' });
+  const truncated = g.op('And', [
+    g.op('Not', [isGreedy]),
+    g.op('Or', [g.op('Greater', [x.topK, g.scalar('int64', 0)]), g.op('Less', [x.topP, f32(1)])]),
   ]);
-  const zero = f32(0);
-  const afterK = g.op('Where', [g.op('Less', [rank, k]), weights, zero]);
+  const any = (rows: string) =>
+    g.op('Greater', [g.op('ReduceMax', [g.op('Cast', [rows], { to: 1 })], { keepdims: 0 }), f32(0)]);
 
-  // top-p over the top-k distribution: keep an id while the mass before it is below p;
-  // the top id always stays.
-  const massK = g.op('ReduceSum', [afterK, axis1], { keepdims: 1 });
-  const before = g.op('CumSum', [afterK, g.scalar('int64', 1)], { exclusive: 1 });
-  const keepP = g.op('Less', [before, g.op('Mul', [x.topP, massK])]);
-  const kept = g.op('Where', [keepP, afterK, zero], {}, { name: 'kept_weights' });
+  const plainBranch = g.subgraph('sample_plain');
+  plainBranch.output('plain_id', pick(plainBranch, isGreedy, greedy, plainChoice(plainBranch)), 'int64', [
+    'batch',
+    1,
+  ]);
 
-  // Inverse CDF: the first rank whose cumulative weight exceeds u * total.
-  const cumulative = g.op('CumSum', [kept, g.scalar('int64', 1)]);
-  const total = g.op('Slice', [cumulative, g.int64s([-1]), g.int64s([vocabSize]), axis1]);
-  const threshold = g.op('Mul', [x.uniform, total]);
-  const below = g.op('Cast', [g.op('LessOrEqual', [cumulative, threshold])], { to: 1 });
-  const count = g.op('ReduceSum', [below, axis1], { keepdims: 1 });
-  // Rounding can make u * total equal total; fall back to the last id with weight (the
-  // positive weights form a prefix because they are sorted).
-  const positives = g.op('ReduceSum', [g.op('Cast', [g.op('Greater', [kept, zero])], { to: 1 }), axis1], {
-    keepdims: 1,
+  const sortedBranch = g.subgraph('sample_sorted');
+  const mixed = sortedBranch.op('Where', [truncated, sortedChoice(sortedBranch), plainChoice(sortedBranch)]);
+  sortedBranch.output('sorted_id', pick(sortedBranch, isGreedy, greedy, mixed), 'int64', ['batch', 1]);
+
+  const samplingBranch = g.subgraph('sample');
+  const sampled = samplingBranch.op('If', [any(truncated)], {
+    then_branch: sortedBranch,
+    else_branch: plainBranch,
   });
-  const chosenRank = g.op('Cast', [g.op('Min', [count, g.op('Sub', [positives, f32(1)])])], { to: 7 });
-  const sampled = g.op('GatherElements', [order, chosenRank], { axis: 1 }, { name: 'sampled_id' });
+  samplingBranch.output('sampled_id', sampled, 'int64', ['batch', 1]);
 
-  return g.op('Where', [isGreedy, greedy, sampled], {}, { name: 'next_id' });
+  const greedyBranch = g.subgraph('sample_greedy');
+  greedyBranch.output('argmax_id', greedy, 'int64', ['batch', 1]);
+
+  const anySampled = any(g.op('Not', [isGreedy]));
+  return g.op(
+    'If',
+    [anySampled],
+    { then_branch: samplingBranch, else_branch: greedyBranch },
+    { name: 'next_id' },
+  );
+
+  // Inverse CDF over the softmax weights in vocabulary order: the first id whose cumulative
+  // weight exceeds u * total.
+  function plainChoice(b: GraphBuilder): string {
+    const axis1 = b.int64s([1]);
+    const top = b.op('ReduceMax', [scaled], { axes: [1], keepdims: 1 });
+    const weights = b.op('Exp', [b.op('Sub', [scaled, top])]);
+    const cumulative = b.op('CumSum', [weights, b.scalar('int64', 1)]);
+    const total = b.op('Slice', [cumulative, b.int64s([-1]), b.int64s([vocabSize]), axis1]);
+    const below = b.op('Cast', [b.op('LessOrEqual', [cumulative, b.op('Mul', [x.uniform, total])])], {
+      to: 1,
+    });
+    const count = b.op('ReduceSum', [below, axis1], { keepdims: 1 });
+    // Rounding can make u * total equal total; fall back to the last id with weight.
+    const ranks = b.op(
+      'Cast',
+      [b.op('Range', [b.scalar('int64', 0), b.scalar('int64', vocabSize), b.scalar('int64', 1)])],
+      { to: 1 },
+    );
+    const positive = b.op('Greater', [weights, b.scalar('float32', 0)]);
+    const lastPositive = b.op('ReduceMax', [b.op('Where', [positive, ranks, b.scalar('float32', 0)])], {
+      axes: [1],
+      keepdims: 1,
+    });
+    return b.op('Cast', [b.op('Min', [count, lastPositive])], { to: 7 }, { name: 'plain_choice' });
+  }
+
+  // The same over the weights sorted in descending order, after top-k and top-p masks.
+  function sortedChoice(b: GraphBuilder): string {
+    const axis1 = b.int64s([1]);
+    const zero = b.scalar('float32', 0);
+    const [sorted, order] = b.ops(
+      'TopK',
+      [scaled, b.int64s([vocabSize])],
+      2,
+      { axis: 1, largest: 1, sorted: 1 },
+      {
+        name: 'sorted',
+      },
+    ) as [string, string];
+    const top = b.op('Slice', [sorted, b.int64s([0]), b.int64s([1]), axis1]);
+    // Unnormalised softmax weights, 1 for the top id, nonincreasing along the row.
+    const weights = b.op('Exp', [b.op('Sub', [sorted, top])]);
+    const rank = b.op('Range', [b.scalar('int64', 0), b.scalar('int64', vocabSize), b.scalar('int64', 1)]);
+
+    // top-k: keep ranks < k (k = 0 keeps all).
+    const k = b.op('Where', [
+      b.op('Equal', [x.topK, b.scalar('int64', 0)]),
+      b.scalar('int64', vocabSize),
+      x.topK,
+    ]);
+    const afterK = b.op('Where', [b.op('Less', [rank, k]), weights, zero]);
+
+    // top-p over the top-k distribution: keep an id while the mass before it is below p;
+    // the top id always stays.
+    const massK = b.op('ReduceSum', [afterK, axis1], { keepdims: 1 });
+    const before = b.op('CumSum', [afterK, b.scalar('int64', 1)], { exclusive: 1 });
+    const keepP = b.op('Less', [before, b.op('Mul', [x.topP, massK])]);
+    const kept = b.op('Where', [keepP, afterK, zero], {}, { name: 'kept_weights' });
+
+    const cumulative = b.op('CumSum', [kept, b.scalar('int64', 1)]);
+    const total = b.op('Slice', [cumulative, b.int64s([-1]), b.int64s([vocabSize]), axis1]);
+    const below = b.op('Cast', [b.op('LessOrEqual', [cumulative, b.op('Mul', [x.uniform, total])])], {
+      to: 1,
+    });
+    const count = b.op('ReduceSum', [below, axis1], { keepdims: 1 });
+    // Rounding fallback as above; here the positive weights form a prefix (they are sorted).
+    const positives = b.op('ReduceSum', [b.op('Cast', [b.op('Greater', [kept, zero])], { to: 1 }), axis1], {
+      keepdims: 1,
+    });
+    const chosenRank = b.op(
+      'Cast',
+      [b.op('Min', [count, b.op('Sub', [positives, b.scalar('float32', 1)])])],
+      {
+        to: 7,
+      },
+    );
+    return b.op('GatherElements', [order, chosenRank], { axis: 1 }, { name: 'sorted_choice' });
+  }
+}
+
+function pick(b: GraphBuilder, isGreedy: string, greedy: string, sampled: string): string {
+  return b.op('Where', [isGreedy, greedy, sampled]);
 }
 
 /** presence with `ids` ([B, n] int64) set. */

@@ -12,7 +12,17 @@ import type { GraphProto } from '../../../gpu-function/src/model/onnx/index.ts';
 // Ops with a CUDA kernel in onnxruntime (its operator kernel list; ../shared/notes/onnxruntime-node.md).
 const CUDA_OPS = new Set([
   ...['Add', 'And', 'ArgMax', 'Cast', 'Concat', 'ConstantOfShape', 'CumSum', 'Div', 'Equal', 'Exp', 'Expand'],
-  ...['Gather', 'GatherElements', 'Gemm', 'Greater', 'Identity', 'LayerNormalization', 'Less', 'LessOrEqual'],
+  ...[
+    'Gather',
+    'GatherElements',
+    'Gemm',
+    'Greater',
+    'Identity',
+    'If',
+    'LayerNormalization',
+    'Less',
+    'LessOrEqual',
+  ],
   ...['Loop', 'MatMul', 'Min', 'Mul', 'Neg', 'Not', 'Or', 'Range', 'ReduceMax', 'ReduceMin', 'ReduceSum'],
   ...[
     'Reshape',
@@ -50,8 +60,16 @@ function fakeWeights(dtype: WeightLocation['dtype']): Map<string, WeightLocation
 
 const opKey = (n: GraphProto['nodes'][number]) => (n.domain ? `${n.domain}:${n.opType}` : n.opType);
 
+/** Nodes of a graph and of every subgraph inside it (If branches). */
+function allNodes(graph: GraphProto): GraphProto['nodes'] {
+  return graph.nodes.flatMap((n) => [
+    n,
+    ...Object.values(n.attributes).flatMap((a) => (a.kind === 'graph' ? allNodes(a.value) : [])),
+  ]);
+}
+
 function count(graph: GraphProto, op: string): number {
-  return graph.nodes.filter((n) => opKey(n) === op).length;
+  return allNodes(graph).filter((n) => opKey(n) === op).length;
 }
 
 function loopBody(graph: GraphProto): GraphProto {
@@ -71,11 +89,11 @@ describe('generation graph structure (7B config)', () => {
       for (const node of [...model.graph.nodes, ...body.nodes])
         expect(CUDA_OPS, `op ${opKey(node)}`).toContain(opKey(node));
       const L = config7b.numLayers;
-      expect(count(model.graph, 'Gemm')).toBe(0); // the prompt goes through the body too
+      expect(model.graph.nodes.filter((n) => n.opType === 'Gemm')).toHaveLength(0); // the prompt goes through the body too
       expect(count(body, 'Gemm')).toBe(4 * L + 1); // 4 per layer + the LM head, applied to the last row only
       expect(count(body, 'com.microsoft:MultiHeadAttention')).toBe(L);
       expect(count(body, 'com.microsoft:RotaryEmbedding')).toBe(2 * L); // 7B rotary width 32: the fused kernel
-      expect(count(body, 'TopK')).toBe(1);
+      expect(count(body, 'TopK')).toBe(1); // only in the branch for top-k / top-p rows
       // Weights are initializers of the main graph only (one copy on the device).
       expect(body.initializers.every((t) => !t.external)).toBe(true);
       expect(model.graph.initializers.filter((t) => t.external)).toHaveLength(expectedTensors(config7b).size);

@@ -44,30 +44,65 @@ export interface SamplerParams {
 }
 
 /** Runs one row of logits against many uniforms (one batch row each); returns the chosen ids. */
-export async function sampleMany(
+export function sampleMany(
   session: ort.InferenceSession,
   logits: Float32Array,
   uniforms: Float32Array,
   p: SamplerParams,
 ): Promise<number[]> {
-  const B = uniforms.length;
+  return sampleRows(
+    session,
+    logits,
+    Array.from(uniforms, (u) => ({ u, p })),
+  );
+}
+
+/** One batch row per entry, each with its own uniform and parameters, all on the same logits. */
+export async function sampleRows(
+  session: ort.InferenceSession,
+  logits: Float32Array,
+  rows: { u: number; p: SamplerParams }[],
+): Promise<number[]> {
+  const B = rows.length;
   const V = logits.length;
-  const rows = new Float32Array(B * V);
-  for (let b = 0; b < B; b++) rows.set(logits, b * V);
-  const seen = new BigInt64Array(B * p.seen.length);
-  for (let b = 0; b < B; b++)
-    p.seen.forEach((id, j) => {
-      seen[b * p.seen.length + j] = BigInt(id);
-    });
-  const fill = (v: number) => new Float32Array(B).fill(v);
+  const all = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) all.set(logits, b * V);
+  // seen_ids is [B, S]: pad shorter rows by repeating their first id (or 0 when nothing is seen
+  // and the penalty is 1, where presence has no effect).
+  const S = Math.max(0, ...rows.map((r) => r.p.seen.length));
+  const seen = new BigInt64Array(B * S);
+  rows.forEach((r, b) => {
+    for (let j = 0; j < S; j++) seen[b * S + j] = BigInt(r.p.seen[j] ?? r.p.seen[0] ?? 0);
+  });
+  const column = (f: (p: SamplerParams) => number) => Float32Array.from(rows, (r) => f(r.p));
   const out = await session.run({
-    logits: new ort.Tensor('float32', rows, [B, V]),
-    seen_ids: new ort.Tensor('int64', seen, [B, p.seen.length]),
-    repetition_penalty: new ort.Tensor('float32', fill(p.repetitionPenalty), [B]),
-    temperature: new ort.Tensor('float32', fill(p.temperature), [B]),
-    top_k: new ort.Tensor('int64', new BigInt64Array(B).fill(BigInt(p.topK)), [B]),
-    top_p: new ort.Tensor('float32', fill(p.topP), [B]),
-    uniform: new ort.Tensor('float32', uniforms, [B]),
+    logits: new ort.Tensor('float32', all, [B, V]),
+    seen_ids: new ort.Tensor('int64', seen, [B, S]),
+    repetition_penalty: new ort.Tensor(
+      'float32',
+      column((p) => p.repetitionPenalty),
+      [B],
+    ),
+    temperature: new ort.Tensor(
+      'float32',
+      column((p) => p.temperature),
+      [B],
+    ),
+    top_k: new ort.Tensor(
+      'int64',
+      BigInt64Array.from(rows, (r) => BigInt(r.p.topK)),
+      [B],
+    ),
+    top_p: new ort.Tensor(
+      'float32',
+      column((p) => p.topP),
+      [B],
+    ),
+    uniform: new ort.Tensor(
+      'float32',
+      Float32Array.from(rows, (r) => r.u),
+      [B],
+    ),
   });
   return Array.from(out.token?.data as BigInt64Array, Number);
 }

@@ -1,7 +1,13 @@
 import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xoshiro128 } from '../../../gpu-function/src/engine/prng.ts';
-import { expectedDistribution, type SamplerParams, sampleMany, samplerSession } from './sampler-model.ts';
+import {
+  expectedDistribution,
+  type SamplerParams,
+  sampleMany,
+  sampleRows,
+  samplerSession,
+} from './sampler-model.ts';
 
 const V = 64;
 let session: ort.InferenceSession;
@@ -131,5 +137,27 @@ describe('in-graph sampler', () => {
     expect(a).toEqual(b);
     const probs = expectedDistribution(logits, base);
     for (const id of a) expect(probs[id]).toBeGreaterThan(0);
+  });
+
+  it("a row's choice depends only on its own parameters, not on the rest of its batch", async () => {
+    const logits = randomLogits(8);
+    const kinds: SamplerParams[] = [
+      base,
+      { ...base, temperature: 0.7, topK: 5 },
+      { ...base, temperature: 0 },
+      { ...base, topP: 0.5, repetitionPenalty: 1.3, seen: [1, 2] },
+    ];
+    const u = uniforms(13, 8);
+    const alone = await Promise.all(kinds.map((p) => sampleMany(session, logits, u, p)));
+    // Mixed batch: row i uses kinds[i % 4] and u[i].
+    const mixed = await sampleRows(
+      session,
+      logits,
+      Array.from(u, (ui, i) => ({ u: ui, p: kinds[i % kinds.length] as SamplerParams })),
+    );
+    mixed.forEach((id, i) => expect(id).toBe(alone[i % kinds.length]?.[i]));
+    // Plain rows alone never sort; with a truncating row beside them they must still agree.
+    const plainOnly = await sampleMany(session, logits, u, base);
+    expect(plainOnly).toEqual(alone[0]);
   });
 });
