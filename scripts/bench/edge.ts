@@ -5,8 +5,8 @@
 // through the edge is the edge's own work: authentication (KV), the limiter object (reserve +
 // settle), tokenization, signing, forwarding and the response. Prints:
 //   - latency through the edge next to the backend called directly (signed, as the edge does),
-//     p50 and p99 over sequential requests, and what the edge adds (targets: p50 <= 5 ms,
-//     p99 <= 20 ms);
+//     p50 and p99 over sequential requests (the paths interleaved, so they share the machine's
+//     conditions), and what the edge adds (targets: p50 <= 5 ms, p99 <= 20 ms);
 //   - limiter throughput: reserve + settle pairs per second against the KeyLimiter objects
 //     themselves (edge/bench/limiter-worker.ts, in the same runtime) for one key (every call
 //     serialized through one object) and for many keys; and whole completions per second through
@@ -14,7 +14,7 @@
 //
 // Options: --requests N (sequential requests per path, default 300), --concurrency N (default 16),
 //          --throughput-requests N (completions per throughput run, default 600),
-//          --limiter-ops N (reserve + settle pairs per limiter run, default 4000).
+//          --limiter-ops N (reserve + settle pairs per limiter run, default 2000).
 
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,7 +41,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '16' },
     'throughput-requests': { type: 'string', default: '600' },
-    'limiter-ops': { type: 'string', default: '4000' },
+    'limiter-ops': { type: 'string', default: '2000' },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -53,23 +53,27 @@ const LIMITER_OPS = Number(values['limiter-ops']);
 async function limiterThroughput(): Promise<void> {
   const worker = await startBundledEdge({}, path.join(REPO_ROOT, 'edge/bench/limiter-worker.ts'));
   try {
-    const run = async (keys: number, label: string) => {
-      const q = `keys=${keys}&ops=${LIMITER_OPS}&concurrency=${CONCURRENCY}&run=${label}`;
+    const run = async (keys: number, concurrency: number, label: string) => {
+      const q = `keys=${keys}&ops=${LIMITER_OPS}&concurrency=${concurrency}&run=${label}`;
       const res = await fetch(`${worker.url}/?${q}`);
       await expectOk(res, 'limiter bench');
       const { ms, refused } = (await res.json()) as { ms: number; refused: number };
       if (refused > 0) throw new Error(`limiter refused ${refused} reservations`);
       return LIMITER_OPS / (ms / 1000);
     };
-    await run(CONCURRENCY, 'warm'); // creates the objects and their tables, warms the code
-    const one = await run(1, 'one');
-    const many = await run(CONCURRENCY, 'many');
+    await run(CONCURRENCY, CONCURRENCY, 'warm'); // creates the objects and their tables, warms the code
+    const serial = await run(1, 1, 'serial');
+    const one = await run(1, CONCURRENCY, 'one');
+    const many = await run(CONCURRENCY, CONCURRENCY, 'many');
+    console.log(`\nlimiter objects alone: ${LIMITER_OPS} reserve + settle pairs per run`);
     console.log(
-      `\nlimiter objects alone: ${LIMITER_OPS} reserve + settle pairs from ${CONCURRENCY} concurrent callers`,
+      `  one caller, one key                 ${serial.toFixed(0).padStart(6)} pairs/s (${(1000 / serial).toFixed(2)} ms per pair)`,
     );
-    console.log(`  one key (one object)                ${one.toFixed(0).padStart(6)} pairs/s`);
     console.log(
-      `  ${String(CONCURRENCY).padEnd(2)} keys (${CONCURRENCY} objects)             ${many.toFixed(0).padStart(6)} pairs/s`,
+      `  ${String(CONCURRENCY).padEnd(2)} callers, one key (one object)  ${one.toFixed(0).padStart(6)} pairs/s`,
+    );
+    console.log(
+      `  ${String(CONCURRENCY).padEnd(2)} callers, ${CONCURRENCY} keys (${CONCURRENCY} objects)  ${many.toFixed(0).padStart(6)} pairs/s`,
     );
   } finally {
     await worker.close();
@@ -95,12 +99,18 @@ function stats(samples: number[]): Stats {
   };
 }
 
-async function timed(n: number, once: () => Promise<void>): Promise<number[]> {
-  const samples: number[] = [];
+/**
+ * Times `n` rounds of every path, interleaved (one request of each per round, in turn), so all
+ * paths see the same conditions on a busy machine.
+ */
+async function timedInterleaved(n: number, paths: (() => Promise<void>)[]): Promise<number[][]> {
+  const samples = paths.map(() => [] as number[]);
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await once();
-    samples.push(performance.now() - t0);
+    for (const [k, once] of paths.entries()) {
+      const t0 = performance.now();
+      await once();
+      samples[k]!.push(performance.now() - t0);
+    }
   }
   return samples;
 }
@@ -163,11 +173,6 @@ async function main() {
         await res.arrayBuffer();
       };
 
-    // Warm up both paths (connections, JIT, the tokenizer, the limiter object).
-    await timed(50, direct);
-    await timed(50, viaEdge(key));
-    await timed(20, viaEdge(key, true));
-
     // Floors for reading the figures: the local runtime's own cost of a request, and that plus
     // authentication (KV) and one limiter read.
     const get =
@@ -177,15 +182,25 @@ async function main() {
         await expectOk(res, route);
         await res.arrayBuffer();
       };
-    const h = stats(await timed(REQUESTS, get('/healthz')));
-    const m = stats(await timed(REQUESTS, get('/v1/models', { authorization: `Bearer ${key}` })));
-    const d = stats(await timed(REQUESTS, direct));
-    const e = stats(await timed(REQUESTS, viaEdge(key)));
-    const s = stats(await timed(REQUESTS, viaEdge(key, true)));
+    const paths = [
+      get('/healthz'),
+      get('/v1/models', { authorization: `Bearer ${key}` }),
+      direct,
+      viaEdge(key),
+      viaEdge(key, true),
+    ];
+    await timedInterleaved(30, paths); // warm-up: connections, JIT, tokenizer, limiter object
+    const [h, m, d, e, s] = (await timedInterleaved(REQUESTS, paths)).map(stats) as [
+      Stats,
+      Stats,
+      Stats,
+      Stats,
+      Stats,
+    ];
     const row = (name: string, x: Stats) =>
       `  ${name.padEnd(34)} p50 ${x.p50.toFixed(2).padStart(7)} ms   p99 ${x.p99.toFixed(2).padStart(7)} ms   mean ${x.mean.toFixed(2).padStart(7)} ms`;
     console.log(
-      `\nlatency, ${REQUESTS} sequential requests each (prompt ${promptIds.length} tokens, max_tokens 1)`,
+      `\nlatency, ${REQUESTS} sequential requests per path, interleaved (prompt ${promptIds.length} tokens, max_tokens 1)`,
     );
     console.log(row('edge GET /healthz (runtime floor)', h));
     console.log(row('edge GET /v1/models (auth + limiter)', m));
