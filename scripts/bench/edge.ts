@@ -16,15 +16,21 @@
 //          --throughput-requests N (completions per throughput run, default 600),
 //          --limiter-ops N (reserve + settle pairs per limiter run, default 2000).
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { completionBody, usageOf } from '../../edge/src/completions/format.ts';
+import { parseCompletionParams } from '../../edge/src/completions/params.ts';
+import { StopMatcher } from '../../edge/src/completions/stop-matcher.ts';
+import { readJsonBody } from '../../edge/src/http/json-body.ts';
 import { MODEL_ID } from '../../shared/src/model-facts.ts';
-import type { GenerateFrame } from '../../shared/src/protocol/generate.ts';
+import { type GenerateFrame, parseGenerateRequest } from '../../shared/src/protocol/generate.ts';
 import { readFrames } from '../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../shared/src/signing.ts';
+import { Tokenizer } from '../../shared/src/tokenizer/index.ts';
 import { startBundledEdge } from '../../test/edge/node/local-edge.ts';
 import { startWireBackend } from '../../test/edge/node/wire-backend.ts';
-import { REPO_ROOT } from '../lib/tokenizer-asset.ts';
+import { COMPILED_TOKENIZER_PATH, REPO_ROOT } from '../lib/tokenizer-asset.ts';
 
 const HMAC_SECRET = 'bench-hmac-secret';
 const ADMIN_TOKEN = 'bench-admin-token';
@@ -117,6 +123,38 @@ async function timedInterleaved(n: number, paths: (() => Promise<void>)[]): Prom
 
 async function expectOk(res: Response, what: string): Promise<void> {
   if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
+}
+
+/**
+ * The edge's own computation for one completion (body, validation, tokenizing, hashing the key,
+ * signing, detokenizing and stop matching one token, the response), run in Node on the same
+ * modules: what the edge costs apart from its I/O (KV, limiter object, GPU function).
+ */
+async function computeCost(): Promise<Stats> {
+  const tokenizer = Tokenizer.fromCompiled(new Uint8Array(readFileSync(COMPILED_TOKENIZER_PATH)));
+  const body = JSON.stringify({ model: MODEL_ID, prompt: PROMPT, max_tokens: 16, stop: ['\n\n'] });
+  const once = async () => {
+    const request = new Request('http://edge/v1/completions', { method: 'POST', body });
+    const params = parseCompletionParams(await readJsonBody(request, 262_144));
+    const ids = tokenizer.encode(PROMPT);
+    const generate = parseGenerateRequest({
+      prompt_ids: ids,
+      max_new_tokens: params.maxTokens,
+      stop_ids: [],
+    });
+    await crypto.subtle.digest(
+      'SHA-256',
+      new TextEncoder().encode('sk-jslm-0123456789abcdef0123456789abcdef012'),
+    );
+    const wire = new Uint8Array(new TextEncoder().encode(JSON.stringify(generate)));
+    await signRequest(HMAC_SECRET, 'POST', '/v1/generate', wire);
+    const decoder = tokenizer.createStreamDecoder();
+    const text = new StopMatcher(params.stop).push(decoder.push(ids[0]!) + decoder.flush()).text;
+    JSON.stringify(completionBody({ id: 'cmpl-x', created: 0 }, text, 'length', usageOf(ids.length, 1)));
+  };
+  for (let i = 0; i < 500; i++) await once();
+  const samples = await timedInterleaved(3000, [once]);
+  return stats(samples[0]!.map((ms) => ms * 1000));
 }
 
 async function main() {
@@ -259,6 +297,11 @@ async function main() {
     await backend.close();
   }
   await limiterThroughput();
+  const cpu = await computeCost();
+  console.log("\nthe edge's own computation per completion (same modules, in Node; no I/O)");
+  console.log(
+    `  p50 ${cpu.p50.toFixed(0)} µs   p99 ${cpu.p99.toFixed(0)} µs   mean ${cpu.mean.toFixed(0)} µs`,
+  );
 }
 
 main().catch((err: unknown) => {

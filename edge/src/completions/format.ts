@@ -1,7 +1,9 @@
 // OpenAI's completion objects: the whole response, and the chunks of a stream.
 
 import { MODEL_ID } from '../../../shared/src/model-facts.ts';
-import type { FinishReason } from './generation.ts';
+
+/** OpenAI's finish reasons that this API produces. */
+export type FinishReason = 'stop' | 'length';
 
 export interface Usage {
   prompt_tokens: number;

@@ -4,10 +4,9 @@
 
 import type { GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import type { EdgeTokenizer } from '../tokenizer.ts';
+import type { FinishReason } from './format.ts';
 import { StopMatcher } from './stop-matcher.ts';
 import { generationFrames, openGeneration, type UpstreamOptions, upstreamFailure } from './upstream.ts';
-
-export type FinishReason = 'stop' | 'length';
 
 export type GenerationEvent =
   /** Waiting for the GPU function (starting, loading, queued): time for a keep-alive. */

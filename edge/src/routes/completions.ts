@@ -10,6 +10,7 @@ import {
   chunkEvent,
   completionBody,
   errorEvent,
+  type FinishReason,
   newCompletionIdentity,
   SSE_DONE,
   SSE_KEEP_ALIVE,
@@ -17,7 +18,6 @@ import {
   usageOf,
 } from '../completions/format.ts';
 import {
-  type FinishReason,
   type GenerationEvent,
   type GenerationInput,
   type GenerationProgress,
