@@ -80,7 +80,7 @@ async function main(): Promise<number> {
     log.line('stack', `${why}: stopping`);
     await stack?.stop();
     log.line('stack', 'stopped');
-    process.exit(0);
+    process.exit(bySignal ? 0 : 1);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => void stop(signal === 'SIGINT' ? 'Ctrl-C' : signal, true));
