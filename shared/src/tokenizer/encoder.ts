@@ -7,7 +7,7 @@
 //   3. A character without a piece becomes the byte pieces of its UTF-8 bytes (byte fallback).
 // A merge never crosses a user-defined or unknown symbol, nor the start of a U+2581 when no
 // piece holds U+2581 after its first character, so the symbols between such points form words
-// that are merged independently (and cached), with a binary heap: O(n log n) per word.
+// that are merged independently (and cached), with a heap as agenda: O(n log n) per word.
 
 import { TokenizerError } from './errors.ts';
 import { EMPTY_KEY, NO_ID, type TokenizerTables } from './tables.ts';
@@ -22,6 +22,7 @@ const RANK_SCALE = 2 ** 32;
 const KEPT_SCRATCH = 1 << 16;
 /** Words up to this many code units are cached; longer ones are rarely repeated. */
 const MAX_CACHED_WORD = 32;
+export const DEFAULT_CACHED_WORDS = 16_384;
 
 /** Growable list of token ids, reused across calls so that encoding allocates almost nothing. */
 export class IdList {
@@ -61,8 +62,12 @@ class WordCache {
   /** Grows by doubling up to MAX_ARENA, so that a short-lived isolate allocates little. */
   private arena = new Uint16Array(1024);
   private used = 0;
+  private readonly maxWords: number;
   private static readonly MAX_ARENA = 1 << 17;
-  private static readonly MAX_WORDS = 16_384;
+
+  constructor(maxWords: number) {
+    this.maxWords = maxWords;
+  }
 
   /** Appends the cached ids of `word` to `out`; false if it is not cached. */
   read(word: string, out: IdList): boolean {
@@ -82,7 +87,7 @@ class WordCache {
       bigger.set(this.arena);
       this.arena = bigger;
     }
-    if (this.used + length > this.arena.length || this.index.size >= WordCache.MAX_WORDS) {
+    if (this.used + length > this.arena.length || this.index.size >= this.maxWords) {
       this.index.clear();
       this.used = 0;
     }
@@ -97,7 +102,7 @@ export class BpeEncoder {
   private readonly mergeMask: number;
   private readonly mergeShift: number;
   private readonly users: UserSymbolMatcher;
-  private readonly cache = new WordCache();
+  private readonly cache: WordCache | undefined;
 
   // Scratch state of the word being merged: symbol ids and a doubly linked list over them.
   private symbols = new Int32Array(64);
@@ -107,8 +112,10 @@ export class BpeEncoder {
   private wordLength = 0;
   private wordStart = 0;
 
-  constructor(tables: TokenizerTables) {
+  /** `cachedWords`: how many merged words to remember (0: none). */
+  constructor(tables: TokenizerTables, cachedWords = DEFAULT_CACHED_WORDS) {
     this.t = tables;
+    this.cache = cachedWords > 0 ? new WordCache(cachedWords) : undefined;
     this.mergeMask = tables.mergeKeys.length - 1;
     this.mergeShift = Math.clz32(this.mergeMask);
     // Lookups stop at an empty slot; a table without one (a damaged file) would never stop.
@@ -226,17 +233,20 @@ export class BpeEncoder {
     const count = this.wordLength;
     if (count === 0) return;
     this.wordLength = 0;
-    if (count === 1) {
-      out.push(this.symbols[0]!);
+    if (count <= 2) {
+      // One symbol, or two with at most one merge: cheaper than a cache lookup.
+      const merged = count === 2 ? this.lookup(this.symbols[0]!, this.symbols[1]!) : NO_ID;
+      if (merged !== NO_ID) out.push(merged);
+      else for (let s = 0; s < count; s++) out.push(this.symbols[s]!);
       return;
     }
-    const cacheable = end - this.wordStart <= MAX_CACHED_WORD;
-    const word = cacheable ? text.slice(this.wordStart, end) : '';
-    if (cacheable && this.cache.read(word, out)) return;
+    const cache = end - this.wordStart <= MAX_CACHED_WORD ? this.cache : undefined;
+    const word = cache ? text.slice(this.wordStart, end) : '';
+    if (cache?.read(word, out)) return;
     this.merge(count);
     const symbols = this.symbols;
     const next = this.next;
-    if (cacheable) this.cache.write(word, symbols, next);
+    cache?.write(word, symbols, next);
     for (let s = 0; s !== -1; s = next[s]!) out.push(symbols[s]!);
   }
 

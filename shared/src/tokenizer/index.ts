@@ -5,7 +5,7 @@
 import { buildTables } from './build-tables.ts';
 import { compiledSourceDigest, deserializeTables, isCompiled, serializeTables } from './compiled.ts';
 import { decodeIds, PieceTexts, StreamDecoder } from './decoder.ts';
-import { BpeEncoder, IdList } from './encoder.ts';
+import { BpeEncoder, DEFAULT_CACHED_WORDS, IdList } from './encoder.ts';
 import { parseModelProto } from './model-proto.ts';
 import type { TokenizerTables } from './tables.ts';
 
@@ -13,29 +13,38 @@ export { compiledSourceDigest, FORMAT_VERSION, isCompiled } from './compiled.ts'
 export type { StreamDecoder } from './decoder.ts';
 export { TokenizerError } from './errors.ts';
 
+export interface TokenizerOptions {
+  /** How many merged words encode remembers (default 16,384, about 1 MB); 0 turns the cache off. */
+  cachedWords?: number;
+}
+
 export class Tokenizer {
   private readonly tables: TokenizerTables;
+  private readonly cachedWords: number;
   private encoder: BpeEncoder | undefined;
   private texts: PieceTexts | undefined;
   private readonly scratch = new IdList();
 
-  private constructor(tables: TokenizerTables) {
+  private constructor(tables: TokenizerTables, options: TokenizerOptions) {
     this.tables = tables;
+    this.cachedWords = options.cachedWords ?? DEFAULT_CACHED_WORDS;
   }
 
   /** Loads an original SentencePiece .model file (protobuf). */
-  static fromSentencePiece(bytes: Uint8Array): Tokenizer {
-    return new Tokenizer(buildTables(parseModelProto(bytes)));
+  static fromSentencePiece(bytes: Uint8Array, options: TokenizerOptions = {}): Tokenizer {
+    return new Tokenizer(buildTables(parseModelProto(bytes)), options);
   }
 
   /** Loads the compiled form (see compileTokenizer): typed-array views, no parsing. */
-  static fromCompiled(bytes: Uint8Array | ArrayBuffer): Tokenizer {
-    return new Tokenizer(deserializeTables(bytes));
+  static fromCompiled(bytes: Uint8Array | ArrayBuffer, options: TokenizerOptions = {}): Tokenizer {
+    return new Tokenizer(deserializeTables(bytes), options);
   }
 
   /** Loads either form, told apart by the compiled form's magic bytes. */
-  static load(bytes: Uint8Array): Tokenizer {
-    return isCompiled(bytes) ? Tokenizer.fromCompiled(bytes) : Tokenizer.fromSentencePiece(bytes);
+  static load(bytes: Uint8Array, options: TokenizerOptions = {}): Tokenizer {
+    return isCompiled(bytes)
+      ? Tokenizer.fromCompiled(bytes, options)
+      : Tokenizer.fromSentencePiece(bytes, options);
   }
 
   /** Number of ids the tokenizer defines (0 .. pieceCount - 1). */
@@ -106,7 +115,7 @@ export class Tokenizer {
   }
 
   private encodeRaw(text: string): IdList {
-    this.encoder ??= new BpeEncoder(this.tables);
+    this.encoder ??= new BpeEncoder(this.tables, this.cachedWords);
     const out = this.scratch;
     out.length = 0;
     this.encoder.encode(String(text), out);

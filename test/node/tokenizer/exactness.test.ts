@@ -2,7 +2,7 @@
 // must be exactly what sentencepiece produced.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
+import { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
 import {
   type CorpusRecord,
   type DecodeCase,
@@ -24,10 +24,11 @@ describe.skipIf(!fixturesPresent)('nerdstash v1 exactness against sentencepiece'
   beforeAll(async () => {
     corpus = readCorpus();
     cases = readDecodeCases();
-    const { fromModel, fromCompiled } = await loadBothForms();
+    const { fromModel, fromCompiled, compiled } = await loadBothForms();
     forms = [
       ['.model', fromModel],
       ['compiled', fromCompiled],
+      ['compiled, no word cache', Tokenizer.fromCompiled(compiled, { cachedWords: 0 })],
     ];
   });
 
@@ -36,7 +37,7 @@ describe.skipIf(!fixturesPresent)('nerdstash v1 exactness against sentencepiece'
     expect(cases.length).toBe(2451);
   });
 
-  for (const form of ['.model', 'compiled']) {
+  for (const form of ['.model', 'compiled', 'compiled, no word cache']) {
     it(`encode(text) equals ids for every corpus record (${form})`, () => {
       const tok = forms.find(([name]) => name === form)![1];
       const mismatches = [];
@@ -54,7 +55,9 @@ describe.skipIf(!fixturesPresent)('nerdstash v1 exactness against sentencepiece'
       }
       expect(reportMismatches(`encode ${form}`, mismatches)).toEqual({ count: 0, first: [] });
     });
+  }
 
+  for (const form of ['.model', 'compiled']) {
     it(`countTokens(text) equals the number of ids (${form})`, () => {
       const tok = forms.find(([name]) => name === form)![1];
       const mismatches = corpus

@@ -38,6 +38,11 @@ export const readCorpus = () => readJsonl<CorpusRecord>('dev-corpus.jsonl');
 export const readDecodeCases = () => readJsonl<DecodeCase>('dev-decode-cases.jsonl');
 export const readModel = () => new Uint8Array(readFileSync(MODEL_PATH));
 
+/** The tokenizer as the edge loads it: compiled here from the .model, then loaded. */
+export async function loadCompiled(): Promise<Tokenizer> {
+  return Tokenizer.fromCompiled(await compileTokenizer(readModel()));
+}
+
 /** The tokenizer loaded from the .model and from its compiled form. */
 export async function loadBothForms(): Promise<{
   fromModel: Tokenizer;

@@ -3,7 +3,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
-import { fixturesPresent, loadBothForms, readCorpus, readDecodeCases, reportMismatches } from './fixtures.ts';
+import { fixturesPresent, loadCompiled, readCorpus, readDecodeCases, reportMismatches } from './fixtures.ts';
 
 const BYTE_BASE = 75; // <0x00>
 const byteIds = (bytes: number[]) => bytes.map((b) => BYTE_BASE + b);
@@ -34,7 +34,7 @@ describe.skipIf(!fixturesPresent)('streaming detokenizer', () => {
   let tok: Tokenizer;
 
   beforeAll(async () => {
-    tok = (await loadBothForms()).fromCompiled;
+    tok = await loadCompiled();
   });
 
   it('joins to decode(all ids) over the whole corpus, with no broken character in any delta', () => {
