@@ -7,7 +7,7 @@
 //   3. A character without a piece becomes the byte pieces of its UTF-8 bytes (byte fallback).
 // A merge never crosses a user-defined or unknown symbol, nor the start of a U+2581 when no
 // piece holds U+2581 after its first character, so the symbols between such points form words
-// that are merged independently (and cached), with a heap as agenda: O(n log n) per word.
+// that are merged independently, each with a heap as agenda: O(n log n) in the word's length.
 
 import { TokenizerError } from './errors.ts';
 import { EMPTY_KEY, NO_ID, type TokenizerTables } from './tables.ts';
@@ -20,9 +20,6 @@ const DEAD = 0x7fffffff;
 const RANK_SCALE = 2 ** 32;
 /** Scratch arrays above this many symbols are dropped after use. */
 const KEPT_SCRATCH = 1 << 16;
-/** Words up to this many code units are cached; longer ones are rarely repeated. */
-const MAX_CACHED_WORD = 32;
-export const DEFAULT_CACHED_WORDS = 16_384;
 
 /** Growable list of token ids, reused across calls so that encoding allocates almost nothing. */
 export class IdList {
@@ -32,11 +29,6 @@ export class IdList {
   push(id: number): void {
     if (this.length === this.ids.length) this.grow();
     this.ids[this.length++] = id;
-  }
-
-  pushAll(ids: Uint16Array, start: number, end: number): void {
-    while (this.length + end - start > this.ids.length) this.grow();
-    for (let i = start; i < end; i++) this.ids[this.length++] = ids[i]!;
   }
 
   /** Empties the list, dropping a buffer grown by one huge text. */
@@ -52,57 +44,11 @@ export class IdList {
   }
 }
 
-/**
- * Ids of recently merged words, keyed by their text. All ids live in one fixed arena and the map
- * holds small integers, so memory stays bounded (about 1 MB) however much text goes through;
- * when either fills up, the cache starts over.
- */
-class WordCache {
-  private readonly index = new Map<string, number>();
-  /** Grows by doubling up to MAX_ARENA, so that a short-lived isolate allocates little. */
-  private arena = new Uint16Array(1024);
-  private used = 0;
-  private readonly maxWords: number;
-  private static readonly MAX_ARENA = 1 << 17;
-
-  constructor(maxWords: number) {
-    this.maxWords = maxWords;
-  }
-
-  /** Appends the cached ids of `word` to `out`; false if it is not cached. */
-  read(word: string, out: IdList): boolean {
-    const at = this.index.get(word);
-    if (at === undefined) return false;
-    const start = at >>> 6;
-    out.pushAll(this.arena, start, start + (at & 63));
-    return true;
-  }
-
-  write(word: string, symbols: Int32Array, next: Int32Array): void {
-    let length = 0;
-    for (let s = 0; s !== -1; s = next[s]!) length++;
-    if (length > MAX_CACHED_WORD) return;
-    if (this.used + length > this.arena.length && this.arena.length < WordCache.MAX_ARENA) {
-      const bigger = new Uint16Array(this.arena.length * 2);
-      bigger.set(this.arena);
-      this.arena = bigger;
-    }
-    if (this.used + length > this.arena.length || this.index.size >= this.maxWords) {
-      this.index.clear();
-      this.used = 0;
-    }
-    const start = this.used;
-    for (let s = 0; s !== -1; s = next[s]!) this.arena[this.used++] = symbols[s]!;
-    this.index.set(word, start * 64 + length);
-  }
-}
-
 export class BpeEncoder {
   private readonly t: TokenizerTables;
   private readonly mergeMask: number;
   private readonly mergeShift: number;
   private readonly users: UserSymbolMatcher;
-  private readonly cache: WordCache | undefined;
 
   // Scratch state of the word being merged: symbol ids and a doubly linked list over them.
   private symbols = new Int32Array(64);
@@ -110,12 +56,9 @@ export class BpeEncoder {
   private prev = new Int32Array(64);
   private heap = new Float64Array(64);
   private wordLength = 0;
-  private wordStart = 0;
 
-  /** `cachedWords`: how many merged words to remember (0: none). */
-  constructor(tables: TokenizerTables, cachedWords = DEFAULT_CACHED_WORDS) {
+  constructor(tables: TokenizerTables) {
     this.t = tables;
-    this.cache = cachedWords > 0 ? new WordCache(cachedWords) : undefined;
     this.mergeMask = tables.mergeKeys.length - 1;
     this.mergeShift = Math.clz32(this.mergeMask);
     // Lookups stop at an empty slot; a table without one (a damaged file) would never stop.
@@ -148,7 +91,7 @@ export class BpeEncoder {
       if (users.mayStartWith(unit)) {
         const m = users.match(text, i);
         if (m >= 0) {
-          this.flushWord(text, i, out);
+          this.flushWord(out);
           out.push(Math.floor(m / 65536));
           i += m % 65536;
           continue;
@@ -156,16 +99,15 @@ export class BpeEncoder {
       }
       const id = this.charId(cp);
       if (id === NO_ID) {
-        this.flushWord(text, i, out);
+        this.flushWord(out);
         this.pushBytes(cp, out);
       } else {
-        if (cp === SPACE_SYMBOL && splitAtSpace) this.flushWord(text, i, out);
-        if (this.wordLength === 0) this.wordStart = i;
+        if (cp === SPACE_SYMBOL && splitAtSpace) this.flushWord(out);
         this.addSymbol(id);
       }
       i += width;
     }
-    this.flushWord(text, n, out);
+    this.flushWord(out);
     // One huge word (a megabyte without a space) must not pin tens of megabytes of scratch.
     if (this.symbols.length > KEPT_SCRATCH) this.releaseScratch();
   }
@@ -228,25 +170,14 @@ export class BpeEncoder {
     this.symbols[this.wordLength++] = id;
   }
 
-  /** Merges the pending word (text[wordStart, end)) and appends its ids. */
-  private flushWord(text: string, end: number, out: IdList): void {
+  /** Merges the pending word and appends its ids. */
+  private flushWord(out: IdList): void {
     const count = this.wordLength;
     if (count === 0) return;
     this.wordLength = 0;
-    if (count <= 2) {
-      // One symbol, or two with at most one merge: cheaper than a cache lookup.
-      const merged = count === 2 ? this.lookup(this.symbols[0]!, this.symbols[1]!) : NO_ID;
-      if (merged !== NO_ID) out.push(merged);
-      else for (let s = 0; s < count; s++) out.push(this.symbols[s]!);
-      return;
-    }
-    const cache = end - this.wordStart <= MAX_CACHED_WORD ? this.cache : undefined;
-    const word = cache ? text.slice(this.wordStart, end) : '';
-    if (cache?.read(word, out)) return;
     this.merge(count);
     const symbols = this.symbols;
     const next = this.next;
-    cache?.write(word, symbols, next);
     for (let s = 0; s !== -1; s = next[s]!) out.push(symbols[s]!);
   }
 

@@ -2,7 +2,7 @@
 // must be exactly what sentencepiece produced.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
+import type { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
 import {
   type CorpusRecord,
   type DecodeCase,
@@ -24,11 +24,10 @@ describe.skipIf(!fixturesPresent)('nerdstash v1 exactness against sentencepiece'
   beforeAll(async () => {
     corpus = readCorpus();
     cases = readDecodeCases();
-    const { fromModel, fromCompiled, compiled } = await loadBothForms();
+    const { fromModel, fromCompiled } = await loadBothForms();
     forms = [
       ['.model', fromModel],
       ['compiled', fromCompiled],
-      ['compiled, no word cache', Tokenizer.fromCompiled(compiled, { cachedWords: 0 })],
     ];
   });
 
@@ -37,7 +36,7 @@ describe.skipIf(!fixturesPresent)('nerdstash v1 exactness against sentencepiece'
     expect(cases.length).toBe(2451);
   });
 
-  for (const form of ['.model', 'compiled', 'compiled, no word cache']) {
+  for (const form of ['.model', 'compiled']) {
     it(`encode(text) equals ids for every corpus record (${form})`, () => {
       const tok = forms.find(([name]) => name === form)![1];
       const mismatches = [];
