@@ -145,7 +145,9 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function lifecycle and scheduling', () => {
     const svc = await startReady({ QUEUE_MAX: '1' });
     const firstTokens = firstFrame('tokens');
     const first = svc.generate(
-      { prompt_ids: [5, 6, 7], max_new_tokens: 30, temperature: 0 },
+      // Long enough to still be running while the others arrive: nucleus sampling takes the
+      // engine's sorted path (about 10 ms a token here, against 1 ms for greedy).
+      { prompt_ids: [5, 6, 7], max_new_tokens: 400, temperature: 1, top_p: 0.9, seed: 1 },
       { onFrame: firstTokens.onFrame },
     );
     await firstTokens.seen;
