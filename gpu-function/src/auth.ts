@@ -1,6 +1,7 @@
 // Every /v1/generate request must carry the edge's HMAC signature (shared/src/signing.ts). The
 // signature covers the raw body bytes, so it is checked before the body is parsed: an unsigned,
 // expired, replayed or tampered request is refused with 401 and does no work.
+import { readBodyBytes } from '../../shared/src/body.ts';
 import { ApiError, unauthorized } from '../../shared/src/errors.ts';
 import { type NonceCache, type VerifyFailure, verifyRequest } from '../../shared/src/signing.ts';
 
@@ -28,29 +29,7 @@ export async function readBody(req: Request, maxBytes: number): Promise<Uint8Arr
     new ApiError(413, 'invalid_request_error', `The request body exceeds ${maxBytes} bytes.`, {
       code: 'body_too_large',
     });
-  const declared = Number(req.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) throw tooLarge();
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return readBodyBytes(req, maxBytes, tooLarge);
 }
 
 /** Throws AuthError unless the request is signed with `secret`, fresh and not seen before. */

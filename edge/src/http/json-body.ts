@@ -1,3 +1,4 @@
+import { readBodyBytes } from '../../../shared/src/body.ts';
 import { badRequest } from '../../../shared/src/errors.ts';
 
 const tooLarge = (max: number) =>
@@ -5,28 +6,9 @@ const tooLarge = (max: number) =>
 
 /** Reads a JSON body of at most `maxBytes`, stopping as soon as the limit is passed. */
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
-  const declared = Number(request.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  if (!request.body) throw badRequest('The request body is empty; send a JSON object.', null, 'invalid_json');
-
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge(maxBytes);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
+  const bytes = await readBodyBytes(request, maxBytes, () => tooLarge(maxBytes));
+  if (bytes.byteLength === 0) {
+    throw badRequest('The request body is empty; send a JSON object.', null, 'invalid_json');
   }
 
   let text: string;
