@@ -155,7 +155,7 @@ describe('in-graph sampler', () => {
       logits,
       Array.from(u, (ui, i) => ({ u: ui, p: kinds[i % kinds.length] as SamplerParams })),
     );
-    mixed.forEach((id, i) => expect(id).toBe(alone[i % kinds.length]?.[i]));
+    for (const [i, id] of mixed.entries()) expect(id).toBe(alone[i % kinds.length]?.[i]);
     // Plain rows alone never sort; with a truncating row beside them they must still agree.
     const plainOnly = await sampleMany(session, logits, u, base);
     expect(plainOnly).toEqual(alone[0]);
