@@ -1,17 +1,10 @@
 // What the service needs from a generation engine (../engine/ implements it). Kept small so
 // the scheduler and routes do not depend on how the engine runs the graph.
 import type { FinishReason } from '../../shared/src/protocol/generate.ts';
+import type { ResolvedRequest } from './engine/request.ts';
 
-export interface EngineParams {
-  promptIds: number[];
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
-  seed?: number;
-  stopIds: number[];
-}
+/** The engine's own request shape, with every default filled in except the seed. */
+export type EngineParams = Omit<ResolvedRequest, 'seed'> & { seed?: number };
 
 export interface EngineResult {
   finishReason: Exclude<FinishReason, 'error'>;
