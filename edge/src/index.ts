@@ -13,8 +13,11 @@ const app = new Hono<AppEnv>();
 
 app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
-app.use('/v1/*', requireApiKey);
-app.post('/v1/completions', completions);
+// A completion may find its key among the isolate's recent ones: its limiter reservation
+// refuses a revoked key anyway (keys/recent-keys.ts). Every other route reads KV. The completion
+// handler answers without calling next, so the '/v1/*' middleware below does not run for it.
+app.post('/v1/completions', requireApiKey({ recent: true }), completions);
+app.use('/v1/*', requireApiKey());
 app.route('/v1/models', models);
 app.route('/v1', tokenize);
 

@@ -2,6 +2,7 @@
 // prompt's own ids again (cyclically): the expected text follows from the prompt.
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  admin,
   api,
   backendLog,
   type CreatedKey,
@@ -106,6 +107,22 @@ describe.skipIf(!TOKENIZER_READY)('non-streaming completions', () => {
     const usage = await settledUsageOf(own.id);
     expect(usage.tokens_today).toBe(promptIds.length + 2);
     expect(usage.state.remainingTokens).toBe(100_000 - promptIds.length - 2);
+  });
+
+  it('refuses a key revoked since its last completion, and serves it again once enabled', async () => {
+    // The first completion leaves the key among the isolate's recent keys; the revocation must
+    // still apply on the very next request.
+    const own = await createKey();
+    expect((await complete(own.key, { prompt: PROMPT, max_tokens: 1 })).status).toBe(200);
+    expect((await admin('DELETE', `/keys/${own.id}`)).status).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      const refused = await complete(own.key, { prompt: PROMPT, max_tokens: 1 });
+      expect(refused.status).toBe(401);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/revoked/);
+    }
+    expect((await api(own.key, '/v1/models')).status).toBe(401);
+    expect((await admin('PATCH', `/keys/${own.id}`, { disabled: false })).status).toBe(200);
+    expect((await complete(own.key, { prompt: PROMPT, max_tokens: 1 })).status).toBe(200);
   });
 });
 

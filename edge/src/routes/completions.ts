@@ -26,10 +26,13 @@ import {
 import { type CompletionParams, parseCompletionParams } from '../completions/params.ts';
 import { readJsonBody } from '../http/json-body.ts';
 import { rateLimitHeaders } from '../http/ratelimit-headers.ts';
+import { forgetKey } from '../keys/recent-keys.ts';
 import { configOf, limiterOf } from '../limits/client.ts';
 import { refusalError } from '../limits/refusal.ts';
 import { edgeSettings } from '../settings.ts';
 import { loadTokenizer } from '../tokenizer.ts';
+
+const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 function checkContext(promptTokens: number, maxTokens: number): void {
   if (promptTokens + maxTokens <= CONTEXT_LENGTH) return;
@@ -70,6 +73,8 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
   const reservation = await limiter.reserve(configOf(key), reserved);
   const headers = rateLimitHeaders(reservation.state);
   if (!reservation.ok) {
+    // The limiter knows of a revocation before KV does: stop trusting the remembered record.
+    if (reservation.refusal === 'disabled') forgetKey(key.hash);
     throw refusalError(
       reservation.refusal,
       reservation.retryAfterMs,
@@ -112,20 +117,35 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
     let text = echo;
     let finish: FinishReason = 'length';
     try {
-      for await (const event of events) {
-        if (event.type === 'text') text += event.text;
-        else if (event.type === 'finish') finish = event.reason;
+      // Up to the finish event only: ending the generation (cancelling the upstream request)
+      // happens after the answer left, as for a stream.
+      for (;;) {
+        const step = await events.next();
+        if (step.done) break;
+        if (step.value.type === 'text') text += step.value.text;
+        else if (step.value.type === 'finish') {
+          finish = step.value.reason;
+          break;
+        }
       }
     } catch (err) {
       c.executionCtx.waitUntil(settle(0)); // the client receives nothing
       throw err;
     }
-    c.executionCtx.waitUntil(settle(used()));
     const body = completionBody(
       newCompletionIdentity(),
       text,
       finish,
       usageOf(promptIds.length, progress.completionTokens),
+    );
+    // Settling can only lower the charge, so it waits a turn of the event loop and lets the
+    // answer go out first: where the limiter object shares the worker's thread, its work would
+    // otherwise delay the answer.
+    c.executionCtx.waitUntil(
+      nextTurn().then(async () => {
+        await events.return(undefined).catch(() => undefined);
+        await settle(used());
+      }),
     );
     return Response.json(body, { headers });
   }
@@ -189,6 +209,7 @@ function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; finishe
           if (!input.clientGone.signal.aborted) controller.close();
           // Ends the generation if pump stopped early (finish, client gone): cancels upstream.
           await input.events.return(undefined).catch(() => undefined);
+          await nextTurn(); // the last bytes go out before the limiter's work (see the JSON path)
           await input.onEnd();
           resolveFinished();
         });
