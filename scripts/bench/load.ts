@@ -16,12 +16,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { writeRandomCheckpoint } from '../../gpu-function/src/checkpoint/random.ts';
@@ -35,6 +33,7 @@ import { uploadModel } from '../../gpu-function/src/weights/upload-model.ts';
 import type { GenerateFrame } from '../../shared/src/protocol/generate.ts';
 import { readFrames } from '../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../shared/src/signing.ts';
+import { waitForPort } from '../lib/stack/ports.ts';
 
 const ROOT = path.resolve('.cache/bench-load');
 const TINY_FIXTURE = path.resolve('../shared/fixtures/model/tiny-seed1234');
@@ -97,22 +96,6 @@ async function sha256Of(file: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(file))
     .digest('hex');
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on port ${port}`);
 }
 
 /** s3rver in its own process, so its CPU time is not the loader's. */

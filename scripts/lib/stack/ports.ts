@@ -1,5 +1,7 @@
-// Loopback ports: a free one for tests, and a clear message when a fixed one is taken.
-import { createServer } from 'node:net';
+// Loopback ports: a free one for tests, a clear message when a fixed one is taken, and
+// waiting for a server to listen.
+import { connect, createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -34,4 +36,22 @@ export async function claimPort(port: number, what: string): Promise<number> {
     );
   }
   return port;
+}
+
+/** Resolves once something accepts TCP connections on the loopback port. */
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, LOOPBACK);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
 }

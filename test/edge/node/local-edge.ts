@@ -4,10 +4,10 @@
 //                     hop in front (bench:edge: closest to production locally).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
+import { freePort } from '../../../scripts/lib/stack/ports.ts';
 import {
   COMPILED_TOKENIZER_PATH,
   ensureCompiledTokenizer,
@@ -32,17 +32,6 @@ export async function prepareTokenizer(): Promise<boolean> {
 export interface LocalEdge {
   url: string;
   close(): Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitUntilHealthy(url: string, child: ChildProcess, timeoutMs: number, output: () => string) {

@@ -3,10 +3,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { freePort } from '../../../../scripts/lib/stack/ports.ts';
 import type { GenerateFrame } from '../../../../shared/src/protocol/generate.ts';
 import { readFrames } from '../../../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../../../shared/src/signing.ts';
-import { freePort } from './net.ts';
 
 export const TEST_SECRET = 'gpu-function-test-secret';
 
