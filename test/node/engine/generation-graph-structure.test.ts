@@ -4,61 +4,12 @@
 
 import { describe, expect, it } from 'vitest';
 import { expectedTensors, parseModelConfig } from '../../../gpu-function/src/model/config.ts';
-import type { WeightLocation } from '../../../gpu-function/src/model/decoder.ts';
 import { buildGenerationModel } from '../../../gpu-function/src/model/generation-graph.ts';
 import { GEN, presentKeyName } from '../../../gpu-function/src/model/generation-io.ts';
 import type { GraphProto } from '../../../gpu-function/src/model/onnx/index.ts';
-
-// Ops with a CUDA kernel in onnxruntime (its operator kernel list; ../shared/notes/onnxruntime-node.md).
-const CUDA_OPS = new Set([
-  ...['Add', 'And', 'ArgMax', 'Cast', 'Concat', 'ConstantOfShape', 'CumSum', 'Div', 'Equal', 'Exp', 'Expand'],
-  ...[
-    'Gather',
-    'GatherElements',
-    'Gemm',
-    'Greater',
-    'Identity',
-    'If',
-    'LayerNormalization',
-    'Less',
-    'LessOrEqual',
-  ],
-  ...['Loop', 'MatMul', 'Min', 'Mul', 'Neg', 'Not', 'Or', 'Range', 'ReduceMax', 'ReduceMin', 'ReduceSum'],
-  ...[
-    'Reshape',
-    'ScatterElements',
-    'Shape',
-    'Sigmoid',
-    'Slice',
-    'Softmax',
-    'Split',
-    'Squeeze',
-    'Sub',
-    'TopK',
-  ],
-  ...['Transpose', 'Unsqueeze', 'Where'],
-  ...[
-    'com.microsoft:MultiHeadAttention',
-    'com.microsoft:RotaryEmbedding',
-    'com.microsoft:SkipLayerNormalization',
-  ],
-]);
+import { CUDA_KERNEL_OPS, fakeWeights, opKey } from '../model/graph-structure.ts';
 
 const config7b = parseModelConfig({ architectures: ['JapaneseStableLMAlphaForCausalLM'] });
-
-function fakeWeights(dtype: WeightLocation['dtype']): Map<string, WeightLocation> {
-  const size = dtype === 'float32' ? 4 : 2;
-  const weights = new Map<string, WeightLocation>();
-  let offset = 0;
-  for (const [name, shape] of expectedTensors(config7b)) {
-    const length = shape.reduce((a, b) => a * b, 1) * size;
-    weights.set(name, { location: 'model.safetensors', offset, length, dtype });
-    offset += length;
-  }
-  return weights;
-}
-
-const opKey = (n: GraphProto['nodes'][number]) => (n.domain ? `${n.domain}:${n.opType}` : n.opType);
 
 /** Nodes of a graph and of every subgraph inside it (If branches). */
 function allNodes(graph: GraphProto): GraphProto['nodes'] {
@@ -84,10 +35,10 @@ describe('generation graph structure (7B config)', () => {
   it.each(['float16', 'float32'] as const)(
     '%s: one Loop holding the decoder; only CUDA-kernel ops',
     (dtype) => {
-      const model = buildGenerationModel(config7b, fakeWeights(dtype), { dtype });
+      const model = buildGenerationModel(config7b, fakeWeights(config7b, dtype), { dtype });
       const body = loopBody(model.graph);
       for (const node of [...model.graph.nodes, ...body.nodes])
-        expect(CUDA_OPS, `op ${opKey(node)}`).toContain(opKey(node));
+        expect(CUDA_KERNEL_OPS, `op ${opKey(node)}`).toContain(opKey(node));
       const L = config7b.numLayers;
       expect(model.graph.nodes.filter((n) => n.opType === 'Gemm')).toHaveLength(0); // the prompt goes through the body too
       expect(count(body, 'Gemm')).toBe(4 * L + 1); // 4 per layer + the LM head, applied to the last row only
@@ -101,7 +52,7 @@ describe('generation graph structure (7B config)', () => {
   );
 
   it('only tokens and the cache leave the graph (no logits)', () => {
-    const model = buildGenerationModel(config7b, fakeWeights('float16'), { dtype: 'float16' });
+    const model = buildGenerationModel(config7b, fakeWeights(config7b, 'float16'), { dtype: 'float16' });
     const outputs = model.graph.outputs.map((o) => o.name);
     expect(outputs).toHaveLength(2 * config7b.numLayers + 1);
     expect(outputs).toContain(GEN.tokens);

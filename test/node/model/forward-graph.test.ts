@@ -11,55 +11,15 @@ import {
 } from '../../../gpu-function/src/model/decoder.ts';
 import { buildForwardModel } from '../../../gpu-function/src/model/forward-model.ts';
 import { encodeModel, type GraphProto } from '../../../gpu-function/src/model/onnx/index.ts';
-
-// Ops with a CUDA kernel in onnxruntime (its operator kernel list; see ../shared/notes/onnxruntime-node.md).
-const CUDA_OPS = new Set([
-  'Add',
-  'Cast',
-  'Concat',
-  'Gather',
-  'Gemm',
-  'Identity',
-  'LayerNormalization',
-  'LessOrEqual',
-  'MatMul',
-  'Mul',
-  'Neg',
-  'Range',
-  'Reshape',
-  'Shape',
-  'Sigmoid',
-  'Slice',
-  'Softmax',
-  'Split',
-  'Squeeze',
-  'Transpose',
-  'Unsqueeze',
-  'Where',
-  'com.microsoft:MultiHeadAttention',
-  'com.microsoft:RotaryEmbedding',
-  'com.microsoft:SkipLayerNormalization',
-]);
+import { CUDA_KERNEL_OPS, fakeWeights, opKey } from './graph-structure.ts';
 
 const config7b = parseModelConfig({ architectures: ['JapaneseStableLMAlphaForCausalLM'] });
 const configTiny = parseModelConfig({ hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4 });
 
-function fakeWeights(config: typeof config7b, dtype: WeightLocation['dtype']): Map<string, WeightLocation> {
-  const size = dtype === 'float32' ? 4 : 2;
-  const weights = new Map<string, WeightLocation>();
-  let offset = 0;
-  for (const [name, shape] of expectedTensors(config)) {
-    const length = shape.reduce((a, b) => a * b, 1) * size;
-    weights.set(name, { location: 'weights.bin', offset, length, dtype });
-    offset += length;
-  }
-  return weights;
-}
-
 function opTypes(graph: GraphProto): Map<string, number> {
   const counts = new Map<string, number>();
   for (const n of graph.nodes) {
-    const key = n.domain ? `${n.domain}:${n.opType}` : n.opType;
+    const key = opKey(n);
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return counts;
@@ -91,7 +51,7 @@ describe('forward graph structure', () => {
     ({ dtype, rotary, attention }) => {
       const model = buildForwardModel(config7b, fakeWeights(config7b, dtype), { dtype, rotary, attention });
       const ops = opTypes(model.graph);
-      for (const op of ops.keys()) expect(CUDA_OPS, `op ${op}`).toContain(op);
+      for (const op of ops.keys()) expect(CUDA_KERNEL_OPS, `op ${op}`).toContain(op);
       const L = config7b.numLayers;
       expect(ops.get('Gemm')).toBe(4 * L + 1); // qkv, dense, mlp in, mlp out per layer + LM head
       expect(ops.get('com.microsoft:SkipLayerNormalization')).toBe(L);
