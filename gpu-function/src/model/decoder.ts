@@ -51,6 +51,12 @@ export interface StepInputs {
   positionIds: string;
   /** One entry per layer, compute dtype, [B, N, P, D]; P may be 0. */
   past: KeyValue[];
+  /**
+   * int64 [B, P + T]: 1 where the cache entry or new token is real, 0 where it is padding
+   * (rows of different lengths in one batch). Padding gets no attention weight; without it
+   * every entry is real.
+   */
+  attentionMask?: string;
 }
 
 export interface StepOutputs {
@@ -184,7 +190,14 @@ export function prepareDecoder(
     const rope =
       rotary === 'fused' ? fusedRotary(b, inputs.positionIds) : standardRotary(b, inputs.positionIds);
     const mask =
-      attention === 'standard' ? causalMask(b, inputs.inputIds, inputs.past[0]?.key as string) : '';
+      attention === 'standard'
+        ? standardMask(b, inputs.inputIds, inputs.past[0]?.key as string, inputs.attentionMask)
+        : '';
+    // MultiHeadAttention takes padding as key_padding_mask [B, P + T] (int32, 1 = attend).
+    const keyPadding =
+      attention === 'fused' && inputs.attentionMask
+        ? b.op('Cast', [inputs.attentionMask], { to: 6 }, { name: 'key_padding_mask' })
+        : '';
 
     // LN₀ of the first layer's input; later ones come out of the residual SkipLayerNormalization.
     let normed = b.op('LayerNormalization', [h, ones, zeros], { axis: -1, epsilon: eps }, { name: 'l0.ln' });
@@ -203,7 +216,7 @@ export function prepareDecoder(
       const v3 = b.op('Reshape', [v as string, shapeBTH], {}, { name: `${at}.v` });
       const attended =
         attention === 'fused'
-          ? fusedAttention(b, qRot, kRot, v3, past, at)
+          ? fusedAttention(b, qRot, kRot, v3, past, keyPadding, at)
           : standardAttention(b, qRot, kRot, v3, past, mask, shapeBTH, at);
       present.push(attended.present);
       const attnOut = linear(
@@ -294,10 +307,18 @@ export function prepareDecoder(
   }
 
   // com.microsoft MultiHeadAttention: causal by cache index, past/present as [B, N, S, D].
-  function fusedAttention(b: GraphBuilder, q: string, k: string, v: string, past: KeyValue, at: string) {
+  function fusedAttention(
+    b: GraphBuilder,
+    q: string,
+    k: string,
+    v: string,
+    past: KeyValue,
+    keyPadding: string,
+    at: string,
+  ) {
     const [output, key, value] = b.ops(
       'MultiHeadAttention',
-      [q, k, v, '', '', '', past.key, past.value],
+      [q, k, v, '', keyPadding, '', past.key, past.value],
       3,
       { num_heads: N, unidirectional: 1 },
       { domain: 'com.microsoft', name: `${at}.attn` },
@@ -305,7 +326,15 @@ export function prepareDecoder(
     return { output: output as string, present: { key: key as string, value: value as string } };
   }
 
-  // allowed[i, u] = u ≤ P + i for new token i and cache index u (spec §5.3), shared by all layers.
+  // allowed[i, u] = u ≤ P + i for new token i and cache index u (spec §5.3), shared by all layers;
+  // with padding also mask[b, u] = 1: [B, 1, T, S] then, else [T, S].
+  function standardMask(b: GraphBuilder, inputIds: string, pastKey: string, padding?: string): string {
+    const causal = causalMask(b, inputIds, pastKey);
+    if (!padding) return causal;
+    const real = b.op('Unsqueeze', [b.op('Cast', [padding], { to: 9 }), b.int64s([1, 2])]); // [B, 1, 1, S]
+    return b.op('And', [causal, real], {}, { name: 'padded_causal_mask' });
+  }
+
   function causalMask(b: GraphBuilder, inputIds: string, pastKey: string): string {
     const one = b.constant('int64', [], [1]);
     const zero = b.constant('int64', [], [0]);

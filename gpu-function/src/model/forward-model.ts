@@ -1,6 +1,7 @@
 // The full-logits forward graph (forward.onnx): one decoder step in the main graph.
 //   inputs:  input_ids [batch, seq] int64, position_ids [batch, seq] int64,
 //            past_key_values.{l}.key / .value [batch, N, past, D]
+//            (+ attention_mask [batch, past + seq] int64 when asked for: 0 marks padding)
 //   outputs: logits [batch, seq, V] float32, present.{l}.key / .value [batch, N, total, D]
 //            (+ final_hidden [batch, seq, H] when asked for, to test the trunk alone)
 
@@ -11,6 +12,8 @@ import { GraphBuilder, type ModelProto } from './onnx/index.ts';
 export interface ForwardModelOptions extends DecoderOptions {
   /** Also output the final layer norm's output as `final_hidden`. */
   finalHidden?: boolean;
+  /** Take an `attention_mask` input, so rows of different lengths can share a batch. */
+  attentionMask?: boolean;
 }
 
 export const pastKeyName = (layer: number) => `past_key_values.${layer}.key`;
@@ -38,7 +41,15 @@ export function buildForwardModel(
     });
   }
 
-  const { hidden, present } = decoder.step(g, { inputIds, positionIds, past });
+  const attentionMask = options.attentionMask
+    ? g.input('attention_mask', 'int64', ['batch', 'total'])
+    : undefined;
+  const { hidden, present } = decoder.step(g, {
+    inputIds,
+    positionIds,
+    past,
+    ...(attentionMask ? { attentionMask } : {}),
+  });
   g.output('logits', decoder.logits(g, hidden), 'float32', ['batch', 'seq', config.vocabSize]);
   present.forEach((kv, l) => {
     g.output(presentKeyName(l), kv.key, dtype, ['batch', N, 'total', D]);

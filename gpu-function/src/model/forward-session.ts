@@ -24,6 +24,8 @@ export interface ForwardRequest {
   positionIds?: number[][];
   /** Cache from an earlier call on the same rows; empty when omitted. */
   past?: KvCache;
+  /** [B, past + T], 0 marks padding; only for graphs built with an attention_mask input. */
+  attentionMask?: number[][];
 }
 
 export interface ForwardResult {
@@ -116,6 +118,7 @@ export async function openForwardSession(
   const pastMeta = session.inputMetadata.find((m) => m.name === pastKeyName(0));
   const dtype: ComputeDtype = pastMeta?.isTensor && pastMeta.type === 'float16' ? 'float16' : 'float32';
   const wantsHidden = session.outputNames.includes('final_hidden');
+  const wantsMask = session.inputNames.includes('attention_mask');
 
   async function run(request: ForwardRequest): Promise<ForwardResult> {
     validateForwardRequest(config, request);
@@ -129,6 +132,13 @@ export async function openForwardSession(
       input_ids: int64Tensor(request.inputIds),
       position_ids: int64Tensor(positions),
     };
+    if (wantsMask) {
+      feeds.attention_mask = int64Tensor(
+        request.attentionMask ?? request.inputIds.map(() => new Array<number>(pastLength + T).fill(1)),
+      );
+    } else if (request.attentionMask) {
+      throw new ForwardInputError('this forward graph takes no attention_mask');
+    }
     past.forEach((kv, l) => {
       feeds[pastKeyName(l)] = kv.key;
       feeds[pastValueName(l)] = kv.value;
