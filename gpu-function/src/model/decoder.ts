@@ -9,10 +9,21 @@
 // forward pass into any graph (the main graph, or a Loop body made with g.subgraph, which sees
 // the main graph's values). Activations are kept as [B·T, H] rows so every linear layer is a
 // single Gemm with transB=1: weights stay in the checkpoint's [out, in] layout, untouched.
+// Block-quantized linear weights (manifest dtype int4/int8) become MatMulNBits nodes instead,
+// which take the same [out, in] layout (quantized-linear.ts).
 
 import type { ModelConfig } from './config.ts';
 import { expectedTensors } from './config.ts';
 import { DTYPE_SIZE, type DType, float32ToFloat16Bits, type GraphBuilder } from './onnx/index.ts';
+import {
+  type BlockQuantization,
+  isQuantizedDtype,
+  type QuantizedActivations,
+  type QuantizedDtype,
+  type QuantizedWeight,
+  quantizedLinear,
+  quantizedWeight,
+} from './quantized-linear.ts';
 import { xposTables } from './xpos-tables.ts';
 
 export type ComputeDtype = 'float32' | 'float16';
@@ -23,7 +34,9 @@ export interface WeightLocation {
   location: string;
   offset: number;
   length: number;
-  dtype: WeightDtype;
+  /** int4/int8: block-quantized codes (linear layers only), with their scales in `quantization`. */
+  dtype: WeightDtype | QuantizedDtype;
+  quantization?: BlockQuantization;
 }
 
 export type WeightMap = ReadonlyMap<string, WeightLocation> | Readonly<Record<string, WeightLocation>>;
@@ -35,6 +48,8 @@ export interface DecoderOptions {
   rotary?: 'auto' | 'fused' | 'standard';
   /** com.microsoft MultiHeadAttention ('fused', default) or standard ops. */
   attention?: 'fused' | 'standard';
+  /** Quantized linear layers: activations rounded to int8 per block ('int8', default) or not. */
+  quantizedActivations?: QuantizedActivations;
 }
 
 export interface KeyValue {
@@ -77,13 +92,16 @@ export interface Decoder {
   logits(g: GraphBuilder, hidden: string): string;
 }
 
+/** A linear layer's weight: a float initializer (Gemm) or a quantized one (MatMulNBits). */
+type Projection = string | QuantizedWeight;
+
 interface LayerWeights {
-  qkv: string;
-  dense: string;
+  qkv: Projection;
+  dense: Projection;
   mlpGamma: string;
   mlpBeta: string;
-  packedIn: string;
-  out: string;
+  packedIn: Projection;
+  out: Projection;
 }
 
 /** ONNX TensorProto codes used by Cast's `to`. */
@@ -124,6 +142,9 @@ export function prepareDecoder(
   const rawWeight = (name: string, shape: number[]): { name: string; dtype: WeightDtype } => {
     const loc = lookup(weights, name);
     if (!loc) throw new Error(`weights: missing tensor '${name}'`);
+    if (isQuantizedDtype(loc.dtype)) {
+      throw new Error(`weights: '${name}' is ${loc.dtype}; only linear layers may be quantized`);
+    }
     const bytes = shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[loc.dtype as DType];
     if (loc.length !== bytes) {
       throw new Error(`weights: '${name}' has ${loc.length} bytes; ${loc.dtype}[${shape}] needs ${bytes}`);
@@ -133,13 +154,21 @@ export function prepareDecoder(
       offset: loc.offset,
       length: loc.length,
     });
-    return { name, dtype: loc.dtype };
+    return { name, dtype: loc.dtype as WeightDtype };
   };
   const weight = (name: string, shape: number[]): string => {
     const w = rawWeight(name, shape);
     if (w.dtype === dtype) return w.name;
     return g.op('Cast', [w.name], { to: CAST_TO[dtype] }, { name: `${name}.${dtype}` });
   };
+  const projection = (name: string, shape: number[]): Projection => {
+    const loc = lookup(weights, name);
+    if (loc && isQuantizedDtype(loc.dtype)) {
+      return quantizedWeight(g, name, shape, { ...loc, dtype: loc.dtype }, dtype);
+    }
+    return weight(name, shape);
+  };
+  const activations = options.quantizedActivations ?? 'int8';
 
   const shapes = expectedTensors(config);
   const shapeOf = (name: string): number[] => shapes.get(name) as number[];
@@ -149,18 +178,19 @@ export function prepareDecoder(
   for (let l = 0; l < config.numLayers; l++) {
     const p = `transformer.layers.${l}`;
     const w = (suffix: string) => weight(`${p}.${suffix}`, shapeOf(`${p}.${suffix}`));
+    const proj = (suffix: string) => projection(`${p}.${suffix}`, shapeOf(`${p}.${suffix}`));
     layers.push({
-      qkv: w('attention.query_key_value.weight'),
-      dense: w('attention.dense.weight'),
+      qkv: proj('attention.query_key_value.weight'),
+      dense: proj('attention.dense.weight'),
       mlpGamma: w('post_attention_layernorm.weight'),
       mlpBeta: w('post_attention_layernorm.bias'),
-      packedIn: w('mlp.packed_input_proj.weight'),
-      out: w('mlp.out_proj.weight'),
+      packedIn: proj('mlp.packed_input_proj.weight'),
+      out: proj('mlp.out_proj.weight'),
     });
   }
   const finalGamma = weight('transformer.final_layer_norm.weight', [H]);
   const finalBeta = weight('transformer.final_layer_norm.bias', [H]);
-  const embedOut = weight('embed_out.weight', shapeOf('embed_out.weight'));
+  const embedOut = projection('embed_out.weight', shapeOf('embed_out.weight'));
 
   const tables = xposTables(config);
   const table = (name: string, values: Float64Array) =>
@@ -172,8 +202,10 @@ export function prepareDecoder(
   const ones = g.ones(dtype, H);
   const zeros = g.zeros(dtype, H);
 
-  const linear = (b: GraphBuilder, x: string, w: string, name: string) =>
-    b.op('Gemm', [x, w], { transB: 1 }, { name });
+  const linear = (b: GraphBuilder, x: string, w: Projection, name: string) =>
+    typeof w === 'string'
+      ? b.op('Gemm', [x, w], { transB: 1 }, { name })
+      : quantizedLinear(b, x, w, name, activations);
 
   function step(b: GraphBuilder, inputs: StepInputs): StepOutputs {
     if (inputs.past.length !== config.numLayers) {

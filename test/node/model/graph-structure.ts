@@ -13,6 +13,7 @@ export const CUDA_KERNEL_OPS: ReadonlySet<string> = new Set([
   ...['ReduceSum', 'Reshape', 'ScatterElements', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Split', 'Squeeze'],
   ...['Sub', 'TopK', 'Transpose', 'Unsqueeze', 'Where'],
   ...[
+    'com.microsoft:MatMulNBits',
     'com.microsoft:MultiHeadAttention',
     'com.microsoft:RotaryEmbedding',
     'com.microsoft:SkipLayerNormalization',
