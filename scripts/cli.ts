@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   generate: { module: './cli/model.ts', summary: 'generate token ids' },
   upload: { module: './cli/upload.ts', summary: 'upload a converted model to S3-compatible storage' },
   keys: { module: './cli/keys.ts', summary: 'manage API keys through the admin API' },
+  gpu: { module: './cli/gpu.ts', summary: "the GPU function's readiness and metrics (signed)" },
   fetch: {
     module: './cli/fetch.ts',
     summary: 'download the tokenizer or a checkpoint from the Hugging Face hub',

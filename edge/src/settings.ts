@@ -1,4 +1,5 @@
 import { EDGE_SETTINGS, loadSettings, SettingsError } from '../../shared/src/config.ts';
+import { secretProblem } from '../../shared/src/signing.ts';
 import type { KeyLimits } from './limits/types.ts';
 
 /** The edge's settings, parsed once per environment object. */
@@ -24,6 +25,8 @@ export function edgeSettings(env: object): EdgeSettings {
   let settings = cache.get(env);
   if (settings) return settings;
   const raw = loadSettings(EDGE_SETTINGS, env as Record<string, string | undefined>);
+  const weak = secretProblem(raw.GPU_HMAC_SECRET);
+  if (weak) throw new SettingsError(`GPU_HMAC_SECRET ${weak}`);
   settings = {
     gpuFunctionUrl: (raw.GPU_FUNCTION_URL ?? '').replace(/\/+$/, ''),
     hmacSecret: raw.GPU_HMAC_SECRET ?? '',

@@ -1,8 +1,9 @@
 import { Hono } from 'hono';
+import { createMiddleware } from 'hono/factory';
 import { ApiError, badRequest, toApiError, unavailable } from '../../shared/src/errors.ts';
 import { parseGenerateRequest } from '../../shared/src/protocol/generate.ts';
 import { NonceCache } from '../../shared/src/signing.ts';
-import { AuthError, authenticate, readBody } from './auth.ts';
+import { AuthError, authenticate, readSignedBody } from './auth.ts';
 import { generationStream } from './generate-stream.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
@@ -30,7 +31,28 @@ export function createApp(deps: AppDeps): Hono {
   let nextId = 1;
   const app = new Hono();
 
+  // The probes' route: it says only that the process is up.
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  // Everything else is for the edge (and operators holding the secret) only: readiness carries
+  // load errors (bucket, paths) and metrics carry traffic volumes.
+  const requireSignature = createMiddleware(async (c, next) => {
+    if (!deps.hmacSecret) {
+      throw unavailable('The GPU function is not configured: GPU_HMAC_SECRET is not set.', 60);
+    }
+    try {
+      await authenticate(deps.hmacSecret, nonces, c.req.raw);
+    } catch (err) {
+      if (err instanceof AuthError) {
+        if (c.req.path === '/v1/generate') metrics.requests.inc({ outcome: 'unauthorized' });
+        log.warn('auth.rejected', { path: c.req.path, reason: err.reason });
+      }
+      throw err;
+    }
+    await next();
+  });
+  app.use('/readyz', requireSignature);
+  app.use('/metrics', requireSignature);
 
   app.get('/readyz', (c) => {
     const state = lifecycle.draining ? 'draining' : host.state;
@@ -47,22 +69,21 @@ export function createApp(deps: AppDeps): Hono {
     return c.body(metrics.registry.render(), 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
 
-  app.post('/v1/generate', async (c) => {
+  const refuseWhileDraining = createMiddleware(async (_c, next) => {
     if (lifecycle.draining) {
       metrics.requests.inc({ outcome: 'draining' });
       throw unavailable('The GPU function is shutting down; retry on a new instance.', 1);
     }
-    if (!deps.hmacSecret) {
-      throw unavailable('The GPU function is not configured: GPU_HMAC_SECRET is not set.', 60);
-    }
-    const body = await readBody(c.req.raw, MAX_BODY_BYTES);
+    await next();
+  });
+
+  app.post('/v1/generate', refuseWhileDraining, requireSignature, async (c) => {
+    let body: Uint8Array<ArrayBuffer>;
     try {
-      await authenticate(deps.hmacSecret, nonces, c.req.raw, body);
+      body = await readSignedBody(c.req.raw, MAX_BODY_BYTES);
     } catch (err) {
-      if (err instanceof AuthError) {
-        metrics.requests.inc({ outcome: 'unauthorized' });
-        log.warn('auth.rejected', { reason: err.reason });
-      }
+      metrics.requests.inc({ outcome: err instanceof AuthError ? 'unauthorized' : 'invalid' });
+      if (err instanceof ApiError) log.warn('generate.body_refused', { code: err.code });
       throw err;
     }
     let json: unknown;

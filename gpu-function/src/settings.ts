@@ -6,6 +6,7 @@ import {
   type Settings,
   SettingsError,
 } from '../../shared/src/config.ts';
+import { secretProblem } from '../../shared/src/signing.ts';
 import { parseS3Uri } from './weights/s3-uri.ts';
 
 export type RawSettings = Settings<typeof GPU_FUNCTION_SETTINGS>;
@@ -58,6 +59,9 @@ export function readSettings(env: Record<string, string | undefined>): {
       throw new SettingsError(`setting MODEL_URI: ${(err as Error).message}`);
     }
   }
+  // Unset is allowed (development: generation answers 503); a weak secret is not.
+  const secretIssue = raw.GPU_HMAC_SECRET === undefined ? null : secretProblem(raw.GPU_HMAC_SECRET);
+  if (secretIssue) throw new SettingsError(`setting GPU_HMAC_SECRET ${secretIssue}`);
   const config: ServiceConfig = {
     host: raw.HOST ?? '0.0.0.0',
     port: intSetting(raw, 'PORT', 0, 65535),

@@ -58,7 +58,7 @@ export async function* openGeneration(
     // A fresh signature per attempt: the GPU function refuses a nonce it has seen.
     const headers = {
       'content-type': 'application/json',
-      ...(await signRequest(options.secret, 'POST', url.pathname + url.search, body)),
+      ...(await signRequest(options.secret, 'POST', url.href, body)),
     };
     let res: Response | null = null;
     try {

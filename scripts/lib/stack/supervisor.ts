@@ -42,7 +42,6 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'te',
   'trailer',
-  'host',
 ]);
 
 function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {

@@ -8,7 +8,7 @@ import { startWireBackend } from './wire-backend.ts';
 
 /** Secrets of the worker under test; the backend verifies signatures with the same one. */
 export const EDGE_TEST_SECRETS = {
-  GPU_HMAC_SECRET: 'test-hmac-secret',
+  GPU_HMAC_SECRET: 'test-hmac-secret-of-at-least-32-bytes',
   ADMIN_TOKEN: 'test-admin-token',
 };
 

@@ -100,7 +100,14 @@ function createHandler(secret: string, log: LogEntry[], listenLater: (delayMs: n
     };
 
     const headers = { get: (name: string) => req.headers[name]?.toString() ?? null };
-    const bad = await verifyRequest(secret, 'POST', path, headers, body, nonces);
+    const bad = await verifyRequest(
+      secret,
+      'POST',
+      `http://${req.headers.host}${path}`,
+      headers,
+      body,
+      nonces,
+    );
     if (bad) return fail(401, `signature: ${bad}`);
     if (scenario.status) return fail(Number(scenario.status), 'scripted failure');
     if (scenario.cold) {

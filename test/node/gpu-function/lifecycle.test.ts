@@ -75,7 +75,7 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function lifecycle and scheduling', () => {
     const refused = await svc.generate({ prompt_ids: [5], max_new_tokens: 1 });
     expect(refused.status).toBe(503);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    const ready = await fetch(`${svc.base}/readyz`);
+    const ready = await svc.signedGet('/readyz');
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ status: 'draining' });
 

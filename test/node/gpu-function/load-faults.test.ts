@@ -162,7 +162,7 @@ describe.skipIf(!HAVE_FIXTURES)('weight loading faults', () => {
     expect(svc.events('load.checksum_mismatch')).toHaveLength(1);
     const m = await svc.metrics();
     expect(m.get('gpu_model_loads_total{result="error"}')).toBe(1);
-    const ready = await fetch(`${svc.base}/readyz`);
+    const ready = await svc.signedGet('/readyz');
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ status: 'failed', error: expect.stringContaining('SHA-256') });
     // Nothing unverified is left where the engine would read it.

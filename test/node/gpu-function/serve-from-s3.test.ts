@@ -49,20 +49,25 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     expect(missing.status).toBe(401);
     expect(missing.error?.error).toMatchObject({ type: 'authentication_error', code: 'signature_missing' });
 
-    const old = await signRequest(TEST_SECRET, 'POST', '/v1/generate', body, Date.now() - 120_000);
+    const old = await signRequest(TEST_SECRET, 'POST', svc.url('/v1/generate'), body, Date.now() - 120_000);
     const expired = await svc.generate(greedyRequest(), { headers: old });
     expect(expired.status).toBe(401);
     expect(expired.error?.error.code).toBe('signature_expired');
 
-    const signedOther = await signRequest(TEST_SECRET, 'POST', '/v1/generate', body);
+    const signedOther = await signRequest(TEST_SECRET, 'POST', svc.url('/v1/generate'), body);
     const tampered = await svc.generate(
       { ...greedyRequest(), max_new_tokens: 2000 },
       { headers: signedOther },
     );
     expect(tampered.status).toBe(401);
-    expect(tampered.error?.error.code).toBe('signature_bad_signature');
+    expect(tampered.error?.error.code).toBe('signature_body_mismatch');
 
-    const wrongKey = await signRequest('another-secret', 'POST', '/v1/generate', body);
+    const wrongKey = await signRequest(
+      'another-secret-of-thirty-two-bytes!',
+      'POST',
+      svc.url('/v1/generate'),
+      body,
+    );
     expect((await svc.generate(greedyRequest(), { headers: wrongKey })).status).toBe(401);
 
     // Nothing was loaded or queued for any of them.
@@ -70,7 +75,7 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     const m = await svc.metrics();
     expect(m.get('gpu_generate_requests_total{outcome="unauthorized"}')).toBe(4);
     expect(m.get('gpu_model_loads_total{result="ok"}')).toBeUndefined();
-    const ready = await fetch(`${svc.base}/readyz`);
+    const ready = await svc.signedGet('/readyz');
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ status: 'not_loaded' });
   });
@@ -106,7 +111,7 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     for (const phase of ['manifest', 'fetch', 'verify', 'session']) {
       expect(m.get(`gpu_load_phase_seconds{phase="${phase}"}`)).toBeGreaterThan(0);
     }
-    const ready = await fetch(`${svc.base}/readyz`);
+    const ready = await svc.signedGet('/readyz');
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', provider: 'cpu' });
   });
@@ -114,7 +119,7 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
   it('refuses a replayed request', async () => {
     const svc = services[0]!;
     const body = new TextEncoder().encode(JSON.stringify({ prompt_ids: [5, 6], max_new_tokens: 1 }));
-    const headers = await signRequest(TEST_SECRET, 'POST', '/v1/generate', body);
+    const headers = await signRequest(TEST_SECRET, 'POST', svc.url('/v1/generate'), body);
     expect((await svc.generate({ prompt_ids: [5, 6], max_new_tokens: 1 }, { headers })).status).toBe(200);
     const replay = await svc.generate({ prompt_ids: [5, 6], max_new_tokens: 1 }, { headers });
     expect(replay.status).toBe(401);
@@ -135,7 +140,7 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     const res = await fetch(`${svc.base}/v1/generate`, {
       method: 'POST',
       body: notJson,
-      headers: await signRequest(TEST_SECRET, 'POST', '/v1/generate', notJson),
+      headers: await signRequest(TEST_SECRET, 'POST', svc.url('/v1/generate'), notJson),
     });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');

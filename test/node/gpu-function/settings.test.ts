@@ -28,9 +28,23 @@ describe('GPU function settings', () => {
     expect(() => readSettings({ MODEL_URI: 's3://Not_A_Bucket/x' })).toThrow(/MODEL_URI: 'Not_A_Bucket'/);
   });
 
+  it('refuses a signing secret shorter than 32 bytes, without showing it', () => {
+    const short = 'short-secret-31-bytes-long-xxxx';
+    expect(new TextEncoder().encode(short).byteLength).toBe(31);
+    expect(() => readSettings({ GPU_HMAC_SECRET: short })).toThrow(
+      /GPU_HMAC_SECRET is 31 bytes; it must be at least 32/,
+    );
+    try {
+      readSettings({ GPU_HMAC_SECRET: short });
+    } catch (err) {
+      expect((err as Error).message).not.toContain(short);
+    }
+    expect(readSettings({ GPU_HMAC_SECRET: `${short}y` }).config.hmacSecret).toBe(`${short}y`);
+  });
+
   it('never shows secrets in the loggable copy', () => {
     const env = {
-      GPU_HMAC_SECRET: 'hmac-123',
+      GPU_HMAC_SECRET: 'hmac-123-of-at-least-thirty-two-bytes',
       AWS_ACCESS_KEY_ID: 'AKIA-456',
       AWS_SECRET_ACCESS_KEY: 'secret-789',
       MODEL_URI: 's3://models/jslm/v1',

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryLog } from '../../../scripts/lib/stack/log.ts';
 import { GpuSupervisor } from '../../../scripts/lib/stack/supervisor.ts';
+import { signRequest } from '../../../shared/src/signing.ts';
 
 let supervisor: GpuSupervisor | undefined;
 afterEach(async () => {
@@ -21,7 +22,8 @@ describe('the GPU function supervisor', () => {
   it('starts the function on a generation request, answering 503 + Retry-After meanwhile', async () => {
     const log = memoryLog();
     // No model: the function starts and listens, and refuses generation itself (503, not ours).
-    supervisor = new GpuSupervisor({ port: 0, env: { GPU_HMAC_SECRET: 'x', MODEL_URI: '' }, log });
+    const secret = 'supervisor-test-secret-of-32-bytes';
+    supervisor = new GpuSupervisor({ port: 0, env: { GPU_HMAC_SECRET: secret, MODEL_URI: '' }, log });
     await supervisor.listen();
     const health = await fetch(`${supervisor.url}/healthz`);
     expect(await health.json()).toEqual({ status: 'ok', gpu_function: 'stopped' });
@@ -35,8 +37,10 @@ describe('the GPU function supervisor', () => {
     expect(((await first.json()) as { error: { code: string } }).error.code).toBe('service_unavailable');
     await supervisor.waitFor('running', 30_000);
     expect(supervisor.starts).toBe(1);
-    // Now proxied: the function's own /readyz answers through the supervisor.
-    const ready = await fetch(`${supervisor.url}/readyz`);
+    // Now proxied: the function's own /readyz answers through the supervisor, which passes the
+    // Host on, so a request signed for the supervisor's address is valid behind it.
+    const url = `${supervisor.url}/readyz`;
+    const ready = await fetch(url, { headers: await signRequest(secret, 'GET', url, new Uint8Array(0)) });
     expect(await ready.json()).toMatchObject({ status: 'not_loaded' });
     expect(log.text()).toMatch(/\[gpu\] listening url=/);
 

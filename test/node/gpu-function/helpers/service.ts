@@ -8,7 +8,7 @@ import type { GenerateFrame } from '../../../../shared/src/protocol/generate.ts'
 import { readFrames } from '../../../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../../../shared/src/signing.ts';
 
-export const TEST_SECRET = 'gpu-function-test-secret';
+export const TEST_SECRET = 'gpu-function-test-secret-of-32-bytes-or-more';
 
 export interface LogLine {
   time: string;
@@ -83,6 +83,16 @@ export class ServiceProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  url(path: string): string {
+    return `${this.base}${path}`;
+  }
+
+  /** A GET signed the way the edge signs (/readyz and /metrics require it). */
+  async signedGet(path: string): Promise<Response> {
+    const url = this.url(path);
+    return fetch(url, { headers: await signRequest(TEST_SECRET, 'GET', url, new Uint8Array(0)) });
+  }
+
   events(name: string): LogLine[] {
     return this.logs.filter((l) => l.event === name);
   }
@@ -120,7 +130,7 @@ export class ServiceProcess {
     } = {},
   ): Promise<GenerateResult> {
     const bytes = new TextEncoder().encode(JSON.stringify(body));
-    const headers = opts.headers ?? (await signRequest(TEST_SECRET, 'POST', '/v1/generate', bytes));
+    const headers = opts.headers ?? (await signRequest(TEST_SECRET, 'POST', this.url('/v1/generate'), bytes));
     const res = await fetch(`${this.base}/v1/generate`, {
       method: 'POST',
       body: bytes,
@@ -139,7 +149,7 @@ export class ServiceProcess {
   }
 
   async metrics(): Promise<Map<string, number>> {
-    const text = await (await fetch(`${this.base}/metrics`)).text();
+    const text = await (await this.signedGet('/metrics')).text();
     const out = new Map<string, number>();
     for (const line of text.split('\n')) {
       if (line.startsWith('#') || line.trim() === '') continue;
