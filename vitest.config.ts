@@ -42,6 +42,7 @@ export default defineConfig({
               bindings: {
                 ...EDGE_TEST_SECRETS,
                 GPU_FUNCTION_URL: inject('backendUrl'),
+                GPU_INVOKER_KEY: inject('invokerKey'),
                 COLD_START_TIMEOUT_S: '3',
                 STREAM_IDLE_TIMEOUT_S: '2',
                 MAX_BODY_BYTES: '65536',

@@ -11,8 +11,10 @@
 # Environment: R2_BUCKET (jslm-weights); R2_LOCATION (enam: near us-central1/us-east4; weur for
 # europe-west*, apac for asia-*); for deploy GPU_FUNCTION_URL (required), CUSTOM_DOMAIN (a
 # hostname in a zone on this account; else the workers.dev URL), COLD_START_TIMEOUT_S (300), and
-# SECRET_<NAME> for each Worker secret (asked for when unset). DRY_RUN=1 bundles and checks the
-# deploy without uploading; WRANGLER_CONFIG names another config file (default wrangler.toml).
+# SECRET_<NAME> for each Worker secret, or SECRET_<NAME>_FILE naming a file that holds it (the
+# invoker key file for GPU_INVOKER_KEY); asked for when neither is set. DRY_RUN=1 bundles and
+# checks the deploy without uploading; WRANGLER_CONFIG names another config file (default
+# wrangler.toml).
 # Log in first: `npx wrangler login` (or set CLOUDFLARE_API_TOKEN).
 set -euo pipefail
 
@@ -63,6 +65,10 @@ deploy() {
   names="$("$NODE" infra/settings-table.ts --secrets edge)"
   for name in $names; do
     source="SECRET_${name}"
+    from_file="SECRET_${name}_FILE"
+    if [[ -z "${!source:-}" && -n "${!from_file:-}" ]]; then
+      export "${source}=$(cat "${!from_file}")"
+    fi
     if [[ -z "${!source:-}" ]]; then
       value=""
       read -r -s -p "value for Worker secret ${name} (empty leaves the deployed one unchanged): " value || true
@@ -89,7 +95,7 @@ deploy() {
 case "${1:-}" in
   resources | deploy) "$1" ;;
   *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The GPU function on Google Cloud Run, step by step (see infra/README.md for the whole path).
 #
-#   infra/deploy-gpu-function.sh setup     enable APIs, create the image repository and the
-#                                          service account (once per project)
-#   infra/deploy-gpu-function.sh secrets   store the secrets in Secret Manager (asks for each
-#                                          value, or reads SECRET_<VARIABLE> if that is set)
-#   infra/deploy-gpu-function.sh build     build and push the image (Docker with buildx)
-#   infra/deploy-gpu-function.sh deploy    apply infra/cloudrun/gpu-function.service.yaml
-#   infra/deploy-gpu-function.sh url       print the service URL
+#   infra/deploy-gpu-function.sh setup        enable APIs, create the image repository, the
+#                                             service's account and the edge's invoker account
+#   infra/deploy-gpu-function.sh secrets      store the secrets in Secret Manager (asks for each
+#                                             value, or reads SECRET_<VARIABLE> if that is set)
+#   infra/deploy-gpu-function.sh build        build and push the image (Docker with buildx)
+#   infra/deploy-gpu-function.sh deploy       apply infra/cloudrun/gpu-function.service.yaml and
+#                                             let only the invoker account call the service
+#   infra/deploy-gpu-function.sh invoker-key  write a key of the invoker account for the edge
+#                                             (GPU_INVOKER_KEY) to INVOKER_KEY_FILE, mode 0600
+#   infra/deploy-gpu-function.sh url          print the service URL
 #
 # Environment: PROJECT_ID (required); REGION (us-central1); SERVICE (jslm-gpu-function);
-# REPOSITORY (jslm); IMAGE_TAG (the git commit); for deploy also R2_ACCOUNT_ID and MODEL_URI
-# (s3://bucket/prefix of the uploaded model). ALLOW_UNPINNED=1 builds with unpinned base images.
+# INVOKER_NAME (jslm-edge-invoker); REPOSITORY (jslm); IMAGE_TAG (the git commit); for deploy
+# also R2_ACCOUNT_ID and MODEL_URI (s3://bucket/prefix of the uploaded model); INVOKER_KEY_FILE
+# (gpu-invoker-key.json). ALLOW_UNPINNED=1 builds with unpinned base images.
 # Needs gcloud, node (repository dependencies installed), and docker buildx for `build`.
 set -euo pipefail
 
@@ -23,6 +27,9 @@ REPOSITORY="${REPOSITORY:-jslm}"
 IMAGE_TAG="${IMAGE_TAG:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo latest)}"
 IMAGE="${REGION}-docker.pkg.dev/${PROJECT_ID}/${REPOSITORY}/gpu-function:${IMAGE_TAG}"
 SERVICE_ACCOUNT="${SERVICE}@${PROJECT_ID}.iam.gserviceaccount.com"
+# The only identity allowed to call the service (roles/run.invoker): the edge, with its key.
+INVOKER_NAME="${INVOKER_NAME:-jslm-edge-invoker}"
+INVOKER_ACCOUNT="${INVOKER_NAME}@${PROJECT_ID}.iam.gserviceaccount.com"
 DOCKERFILE=infra/gpu-function.Dockerfile
 NODE="${NODE:-node_modules/.bin/node}"
 [[ -x "$NODE" ]] || NODE=node
@@ -38,6 +45,10 @@ setup() {
   if ! gc iam service-accounts describe "$SERVICE_ACCOUNT" >/dev/null 2>&1; then
     # No project roles: it only reads its own secrets (granted per secret in `secrets`).
     gc iam service-accounts create "$SERVICE" --display-name "jslm GPU function"
+  fi
+  if ! gc iam service-accounts describe "$INVOKER_ACCOUNT" >/dev/null 2>&1; then
+    # No project roles either: deploy grants it roles/run.invoker on this one service.
+    gc iam service-accounts create "$INVOKER_NAME" --display-name "jslm edge (invokes the GPU function)"
   fi
   gcloud auth configure-docker "${REGION}-docker.pkg.dev" --quiet
   echo "setup done. Cloud Run L4 GPUs need quota in ${REGION}: see infra/README.md." >&2
@@ -86,7 +97,31 @@ deploy() {
     R2_ACCOUNT_ID="$R2_ACCOUNT_ID" MODEL_URI="$MODEL_URI" \
     "$NODE" infra/service-definition.ts render >"$rendered"
   gc run services replace "$rendered" --region "$REGION"
+  # Invoker IAM: the edge's account may call the service; the public may not (an earlier
+  # deployment may have allowed allUsers: that binding is removed if present).
+  gc run services add-iam-policy-binding "$SERVICE" --region "$REGION" \
+    --member "serviceAccount:${INVOKER_ACCOUNT}" --role roles/run.invoker >/dev/null
+  for member in allUsers allAuthenticatedUsers; do
+    gc run services remove-iam-policy-binding "$SERVICE" --region "$REGION" \
+      --member "$member" --role roles/run.invoker >/dev/null 2>&1 || true
+  done
   url
+}
+
+invoker_key() {
+  local file="${INVOKER_KEY_FILE:-gpu-invoker-key.json}"
+  if [[ -e "$file" ]]; then
+    echo "${file} exists; move it away or set INVOKER_KEY_FILE" >&2
+    exit 1
+  fi
+  # Readable only by you; it goes to the Worker as a secret, then delete it.
+  (umask 077 && gc iam service-accounts keys create "$file" --iam-account "$INVOKER_ACCOUNT")
+  chmod 600 "$file"
+  cat >&2 <<EOF
+wrote ${file} (a key of ${INVOKER_ACCOUNT}). Give it to the Worker, then delete it:
+  SECRET_GPU_INVOKER_KEY_FILE=${file} infra/cloudflare-setup.sh deploy && rm ${file}
+Old keys: gcloud iam service-accounts keys list --iam-account ${INVOKER_ACCOUNT}
+EOF
 }
 
 url() {
@@ -95,8 +130,9 @@ url() {
 
 case "${1:-}" in
   setup | secrets | build | deploy | url) "$1" ;;
+  invoker-key) invoker_key ;;
   *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac

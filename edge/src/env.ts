@@ -4,6 +4,7 @@ import type { KeyLimiter } from './limiter.ts';
 export interface Env {
   GPU_FUNCTION_URL: string;
   GPU_HMAC_SECRET: string;
+  GPU_INVOKER_KEY?: string;
   ADMIN_TOKEN?: string;
   COLD_START_TIMEOUT_S?: string;
   STREAM_IDLE_TIMEOUT_S?: string;

@@ -1,11 +1,14 @@
 import { EDGE_SETTINGS, loadSettings, SettingsError } from '../../shared/src/config.ts';
 import { secretProblem } from '../../shared/src/signing.ts';
+import { parseServiceAccountKey, type ServiceAccountKey } from './invoker/service-account.ts';
 import type { KeyLimits } from './limits/types.ts';
 
 /** The edge's settings, parsed once per environment object. */
 export interface EdgeSettings {
   gpuFunctionUrl: string;
   hmacSecret: string;
+  /** Set where the GPU function sits behind Cloud Run's invoker IAM. */
+  invoker: ServiceAccountKey | undefined;
   adminToken: string | undefined;
   coldStartTimeoutMs: number;
   streamIdleTimeoutMs: number;
@@ -30,6 +33,7 @@ export function edgeSettings(env: object): EdgeSettings {
   settings = {
     gpuFunctionUrl: (raw.GPU_FUNCTION_URL ?? '').replace(/\/+$/, ''),
     hmacSecret: raw.GPU_HMAC_SECRET ?? '',
+    invoker: raw.GPU_INVOKER_KEY ? parseServiceAccountKey(raw.GPU_INVOKER_KEY) : undefined,
     adminToken: raw.ADMIN_TOKEN,
     coldStartTimeoutMs: positiveInteger('COLD_START_TIMEOUT_S', raw.COLD_START_TIMEOUT_S) * 1000,
     streamIdleTimeoutMs: positiveInteger('STREAM_IDLE_TIMEOUT_S', raw.STREAM_IDLE_TIMEOUT_S) * 1000,

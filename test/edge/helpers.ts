@@ -13,19 +13,29 @@ export { MODEL_ID };
 /** The compiled tokenizer could be built (see node/global-setup.ts); without it, tokenizing tests skip. */
 export const TOKENIZER_READY = inject('tokenizerReady');
 
+/** The stand-in token endpoint's control address (see node/token-server.ts). */
+export const TOKEN_SERVER_URL = inject('tokenServerUrl');
+
 /** The backend with a scenario prefix (see node/wire-backend.ts). */
 export const scenario = (opts: string) => `${BACKEND_URL}/s/${opts}`;
 
 export interface CallOptions {
   /** Another GPU_FUNCTION_URL for this request (a backend scenario, an unreachable port). */
   backend?: string;
+  /** Other bindings for this request (settings, a KV namespace wrapped to observe or fail). */
+  env?: Partial<Cloudflare.Env>;
 }
 
-/** Sends a request to the worker; with a backend override, the same worker code gets an adjusted env. */
+/** Sends a request to the worker; with overrides, the same worker code gets an adjusted env. */
 export async function call(request: Request, options: CallOptions = {}): Promise<Response> {
-  if (!options.backend) return exports.default.fetch(request);
+  if (!options.backend && !options.env) return exports.default.fetch(request);
   const ctx = createExecutionContext();
-  const res = await worker.fetch(request, { ...env, GPU_FUNCTION_URL: options.backend }, ctx);
+  const adjusted = {
+    ...env,
+    ...options.env,
+    ...(options.backend ? { GPU_FUNCTION_URL: options.backend } : {}),
+  };
+  const res = await worker.fetch(request, adjusted, ctx);
   // Streamed bodies settle after they are read: keep waitUntil work alive alongside the body.
   void waitOnExecutionContext(ctx);
   return res;

@@ -6,7 +6,8 @@ import type { GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import type { EdgeTokenizer } from '../tokenizer.ts';
 import type { FinishReason } from './format.ts';
 import { StopMatcher } from './stop-matcher.ts';
-import { generationFrames, openGeneration, type UpstreamOptions, upstreamFailure } from './upstream.ts';
+import { generationFrames, openGeneration, type UpstreamOptions } from './upstream.ts';
+import { upstreamFailure } from './upstream-error.ts';
 
 export type GenerationEvent =
   /** Waiting for the GPU function (starting, loading, queued): time for a keep-alive. */

@@ -5,10 +5,15 @@ import { ApiError, unavailable } from '../../../shared/src/errors.ts';
 import type { GenerateFrame, GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import { readFrames } from '../../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
+import { forgetIdToken, idTokenFor } from '../invoker/id-token.ts';
+import type { ServiceAccountKey } from '../invoker/service-account.ts';
+import { upstreamFailure } from './upstream-error.ts';
 
 export interface UpstreamOptions {
   baseUrl: string;
   secret: string;
+  /** Cloud Run invoker IAM: requests carry an ID token minted from this key. */
+  invoker?: ServiceAccountKey | undefined;
   coldStartTimeoutMs: number;
   idleTimeoutMs: number;
 }
@@ -17,9 +22,6 @@ const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 5_000;
 /** Retry-After for our own 503 when the GPU function never said how long it needs. */
 const DEFAULT_RETRY_AFTER_S = 10;
-
-export const upstreamFailure = (message: string, code = 'upstream_error') =>
-  new ApiError(502, 'server_error', message, { code });
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -53,12 +55,16 @@ export async function* openGeneration(
   const deadline = Date.now() + options.coldStartTimeoutMs;
   let backoff = FIRST_BACKOFF_MS;
   let retryAfterS = DEFAULT_RETRY_AFTER_S;
+  let freshToken = false;
 
   for (;;) {
     // A fresh signature per attempt: the GPU function refuses a nonce it has seen.
     const headers = {
       'content-type': 'application/json',
       ...(await signRequest(options.secret, 'POST', url.href, body)),
+      ...(options.invoker
+        ? { authorization: `Bearer ${await idTokenFor(options.invoker, url.origin)}` }
+        : {}),
     };
     let res: Response | null = null;
     try {
@@ -68,6 +74,13 @@ export async function* openGeneration(
       // Unreachable: the function is not listening yet (or the network hiccupped). Retry.
     }
     if (res?.ok) return res;
+    if (res && (res.status === 401 || res.status === 403) && options.invoker && !freshToken) {
+      // The platform may refuse a cached token a little early (clock skew): once, mint anew.
+      await res.body?.cancel();
+      forgetIdToken(options.invoker, url.origin);
+      freshToken = true;
+      continue;
+    }
     if (res && res.status !== 503) throw await rejection(res);
 
     let waitMs = backoff;

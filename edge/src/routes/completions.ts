@@ -99,6 +99,7 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
     upstream: {
       baseUrl: settings.gpuFunctionUrl,
       secret: settings.hmacSecret,
+      invoker: settings.invoker,
       coldStartTimeoutMs: settings.coldStartTimeoutMs,
       idleTimeoutMs: settings.streamIdleTimeoutMs,
     },

@@ -76,7 +76,15 @@ function sendJson(res: ServerResponse, value: unknown) {
   res.end(JSON.stringify(value));
 }
 
-function createHandler(secret: string, log: LogEntry[], listenLater: (delayMs: number) => Promise<string>) {
+/** Cloud Run's invoker check: whether a request's Authorization header may call `audience`. */
+export type InvokerCheck = (authorization: string | undefined, audience: string) => boolean;
+
+function createHandler(
+  secret: string,
+  log: LogEntry[],
+  listenLater: (delayMs: number) => Promise<string>,
+  invoker: InvokerCheck | undefined,
+) {
   const nonces = new NonceCache();
   return async (req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
@@ -99,6 +107,10 @@ function createHandler(secret: string, log: LogEntry[], listenLater: (delayMs: n
       sendError(res, status, message, headers);
     };
 
+    // In front of the function, as Cloud Run's IAM is: no valid ID token, no request.
+    if (invoker && !invoker(req.headers.authorization, `http://${req.headers.host}`)) {
+      return fail(401, 'invoker token missing or refused');
+    }
     const headers = { get: (name: string) => req.headers[name]?.toString() ?? null };
     const bad = await verifyRequest(
       secret,
@@ -198,7 +210,10 @@ function listen(server: Server, port = 0): Promise<number> {
   });
 }
 
-export async function startWireBackend(secret: string): Promise<WireBackend> {
+export async function startWireBackend(
+  secret: string,
+  options: { invoker?: InvokerCheck } = {},
+): Promise<WireBackend> {
   const log: LogEntry[] = [];
   const servers: Server[] = [];
   const listenLater = async (delayMs: number) => {
@@ -209,7 +224,7 @@ export async function startWireBackend(secret: string): Promise<WireBackend> {
     setTimeout(() => void listen(serve(), later), delayMs);
     return `http://127.0.0.1:${later}`;
   };
-  const handler = createHandler(secret, log, listenLater);
+  const handler = createHandler(secret, log, listenLater, options.invoker);
   const serve = () => {
     const server = createServer((req, res) => {
       handler(req, res).catch((err: unknown) => {

@@ -116,7 +116,8 @@ describe('GPU function: image and service definition against shared/src/config.t
       ...literalEnv(service),
       PORT: String(service.containerPort),
     };
-    for (const e of service.env) if (e.secretName) env[e.name] = 'secret-from-secret-manager';
+    for (const e of service.env)
+      if (e.secretName) env[e.name] = 'secret-from-secret-manager-of-32-bytes-or-more';
     expect(() => loadSettings(GPU_FUNCTION_SETTINGS, env)).not.toThrow();
     const settings = (await import('../../../gpu-function/src/settings.ts')) as {
       readSettings?: (env: Record<string, string>) => unknown;

@@ -2,7 +2,16 @@
 // log their arguments and stdin (no cloud account here); the Worker deploy runs the real wrangler
 // with --dry-run, which bundles and validates offline.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -37,9 +46,11 @@ recorder(
 for ((i = 0; i < \${#args[@]}; i++)); do
   case "\${args[i]} \${args[i+1]:-}" in
     "secrets describe") exit 1 ;;
+    "service-accounts describe") exit 1 ;;
     "versions add") cat >"$CAPTURE/stdin-\${args[i+2]}" ;;
     "services replace") cp "\${args[i+2]}" "$CAPTURE/service.yaml" ;;
     "services describe") echo https://jslm-gpu-function-test.a.run.app ;;
+    "keys create") printf '{"type":"service_account"}' >"\${args[i+2]}" ;;
   esac
 done`,
 );
@@ -102,6 +113,41 @@ describe(`${FILES.gcpScript}`, () => {
     const yaml = readFileSync(join(capture, 'service.yaml'), 'utf8');
     expect(yaml).toContain('serviceAccountName: jslm-gpu-function@proj-1.iam.gserviceaccount.com');
     expect(yaml).toContain('cloud.googleapis.com/location: europe-west4');
+    // Only the edge's invoker account may call it; public bindings from the past are removed.
+    expect(r.log).toContain(
+      'run services add-iam-policy-binding jslm-gpu-function --region europe-west4 --member serviceAccount:jslm-edge-invoker@proj-1.iam.gserviceaccount.com --role roles/run.invoker',
+    );
+    expect(r.log).not.toMatch(/add-iam-policy-binding .*--member all(Authenticated)?Users/);
+    expect(r.log).toMatch(
+      /remove-iam-policy-binding jslm-gpu-function .*--member allUsers --role roles\/run\.invoker/,
+    );
+  });
+
+  it('sets up the invoker account without project roles, and writes its key readable only by you', () => {
+    const capture = join(work, 'setup');
+    const r = run(FILES.gcpScript, ['setup'], base, capture);
+    expect(r.status, r.output).toBe(0);
+    expect(r.log).toContain('iam service-accounts create jslm-edge-invoker');
+    expect(r.log).not.toMatch(/projects add-iam-policy-binding/);
+
+    const keyCapture = join(work, 'invoker-key');
+    const file = join(work, 'invoker-key.json');
+    const made = run(FILES.gcpScript, ['invoker-key'], { ...base, INVOKER_KEY_FILE: file }, keyCapture);
+    expect(made.status, made.output).toBe(0);
+    expect(made.log).toContain(
+      `iam service-accounts keys create ${file} --iam-account jslm-edge-invoker@proj-1.iam.gserviceaccount.com`,
+    );
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(made.output).toContain(`SECRET_GPU_INVOKER_KEY_FILE=${file}`);
+    // Never overwrites a key file.
+    const again = run(
+      FILES.gcpScript,
+      ['invoker-key'],
+      { ...base, INVOKER_KEY_FILE: file },
+      join(work, 'ik2'),
+    );
+    expect(again.status).not.toBe(0);
+    expect(again.log).not.toContain('keys create');
   });
 
   it('refuses to deploy without the model location', () => {
@@ -193,14 +239,19 @@ describe(`${FILES.cloudflareScript}`, () => {
     const capture = join(work, 'worker');
     const outdir = join(work, 'worker-dist');
     const secrets = {
-      SECRET_GPU_HMAC_SECRET: 'hmac "quoted" value',
+      SECRET_GPU_HMAC_SECRET: 'hmac "quoted" value of at least 32 bytes',
       SECRET_ADMIN_TOKEN: 'admin-token-value',
     };
+    // The invoker key comes from its file, as deploy-gpu-function.sh invoker-key writes it.
+    const keyFile = join(work, 'worker-invoker-key.json');
+    const keyMaterial = 'invoker-private-key-material';
+    writeFileSync(keyFile, JSON.stringify({ type: 'service_account', private_key: keyMaterial }, null, 2));
     const r = run(
       FILES.cloudflareScript,
       ['deploy'],
       {
         ...secrets,
+        SECRET_GPU_INVOKER_KEY_FILE: keyFile,
         GPU_FUNCTION_URL: 'https://jslm-gpu-function-test.a.run.app',
         DRY_RUN: '1',
         DRY_RUN_OUTDIR: outdir,
@@ -213,10 +264,16 @@ describe(`${FILES.cloudflareScript}`, () => {
     if (missing)
       ctx.skip(`the edge imports ${missing}, a generated file not present (worker-bundle.test.ts makes it)`);
     expect(r.status, r.output).toBe(0);
-    for (const binding of ['GPU_HMAC_SECRET', 'ADMIN_TOKEN', 'GPU_FUNCTION_URL', 'COLD_START_TIMEOUT_S']) {
+    for (const binding of [
+      'GPU_HMAC_SECRET',
+      'GPU_INVOKER_KEY',
+      'ADMIN_TOKEN',
+      'GPU_FUNCTION_URL',
+      'COLD_START_TIMEOUT_S',
+    ]) {
       expect(r.output).toContain(`env.${binding} `);
     }
-    for (const v of Object.values(secrets)) expect(r.output).not.toContain(v);
+    for (const v of [...Object.values(secrets), keyMaterial]) expect(r.output).not.toContain(v);
     expect(readdirSync(outdir)).toContain('index.js');
   }, 120_000);
 });

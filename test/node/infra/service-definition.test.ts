@@ -8,7 +8,7 @@ import {
   parseServiceDefinition,
   renderServiceDefinition,
 } from '../../../infra/service-definition.ts';
-import { GPU_FUNCTION_SETTINGS, type SettingSpec } from '../../../shared/src/config.ts';
+import { EDGE_SETTINGS, GPU_FUNCTION_SETTINGS, type SettingSpec } from '../../../shared/src/config.ts';
 import { FILES, repoPath } from './paths.ts';
 
 const text = readFileSync(repoPath(FILES.service), 'utf8');
@@ -95,10 +95,18 @@ describe(`Cloud Run service (${FILES.service})`, () => {
     expect(idle).toBeLessThan(CLOUD_RUN_IDLE_RETENTION_S);
   });
 
-  it('is reachable by the edge over the internet; generation is guarded by HMAC instead of IAM', () => {
+  it('admits only authenticated callers: invoker IAM on (the edge holds a token), HMAC on top', () => {
+    // Without IAM anyone could wake (and keep awake) an L4 with one unauthenticated request.
+    for (const annotations of [def.serviceAnnotations, def.revisionAnnotations]) {
+      expect(annotations['run.googleapis.com/invoker-iam-disabled'] ?? 'false').not.toBe('true');
+    }
+    expect(text).not.toMatch(/invoker-iam-disabled:\s*"?true/);
+    // The edge runs on Cloudflare, outside Google's network: ingress stays open to the internet,
+    // which is why IAM, not ingress, keeps others out.
     expect(def.serviceAnnotations['run.googleapis.com/ingress']).toBe('all');
-    expect(def.serviceAnnotations['run.googleapis.com/invoker-iam-disabled']).toBe('true');
     expect(def.env.find((e) => e.name === 'GPU_HMAC_SECRET')?.secretName).toBeTruthy();
+    // The edge has the key to mint its ID tokens, as a secret.
+    expect(EDGE_SETTINGS.GPU_INVOKER_KEY).toMatchObject({ secret: true });
   });
 
   it('renders with every placeholder filled, and names the ones left unset', () => {
