@@ -9,6 +9,7 @@ import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { ModelHost } from './model-host.ts';
+import { type Admission, enterRequest } from './request-units.ts';
 import type { Scheduler } from './scheduler.ts';
 
 /** 2048 ids of up to 5 digits plus parameters fit well inside this. */
@@ -101,11 +102,13 @@ export function createApp(deps: AppDeps): Hono {
       throw err;
     }
     if (!host.configured) throw unavailable('No model is configured (MODEL_URI).', 60);
-    let ticket: ReturnType<Scheduler['enter']>;
+    let admission: Admission;
     try {
-      ticket = scheduler.enter();
+      admission = enterRequest(scheduler, req);
     } catch (err) {
-      metrics.requests.inc({ outcome: 'queue_full' });
+      metrics.requests.inc({
+        outcome: err instanceof ApiError && err.status === 400 ? 'invalid' : 'queue_full',
+      });
       log.warn('generate.queue_full', { waiting: scheduler.waiting });
       throw err;
     }
@@ -115,7 +118,7 @@ export function createApp(deps: AppDeps): Hono {
     const stream = generationStream(
       id,
       req,
-      ticket,
+      admission,
       {
         host,
         scheduler,

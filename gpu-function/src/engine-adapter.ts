@@ -1,12 +1,16 @@
 // Adapts the generation engine (./engine/) to what the service needs (./engine-port.ts).
 import { ApiError } from '../../shared/src/errors.ts';
-import { EngineClosedError, GenerationEngine as OnnxEngine } from './engine/engine.ts';
-import type { EngineParams, EngineResult, GenerationEngine } from './engine-port.ts';
+import { EngineClosedError, type EngineOptions, GenerationEngine as OnnxEngine } from './engine/engine.ts';
+import type { EngineChunk, EngineParams, EngineResult, GenerationEngine } from './engine-port.ts';
 import type { Logger } from './log.ts';
 
 /** Opens the engine on a verified model folder (worker thread + onnxruntime session). */
-export async function openEngine(modelDir: string, log: Logger): Promise<GenerationEngine> {
-  const engine = await OnnxEngine.open(modelDir);
+export async function openEngine(
+  modelDir: string,
+  log: Logger,
+  options: EngineOptions = {},
+): Promise<GenerationEngine> {
+  const engine = await OnnxEngine.open(modelDir, options);
   log.info('engine.opened', {
     provider: engine.provider,
     dtype: engine.info.dtype,
@@ -23,28 +27,38 @@ export async function openEngine(modelDir: string, log: Logger): Promise<Generat
     }
     return err;
   };
+  const { numLayers, hiddenSize } = engine.config;
   return {
     provider: engine.provider,
     get alive() {
       return alive;
     },
-    async *generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<number[], EngineResult> {
+    kvBytesPerToken: 2 * numLayers * hiddenSize * (engine.info.dtype === 'float16' ? 2 : 4),
+    async *generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<EngineChunk, EngineResult> {
       let r: Awaited<ReturnType<OnnxEngine['generate']>['result']>;
       try {
         const stream = engine.generate(params, { signal });
-        for await (const { ids } of stream) yield ids;
+        for await (const chunk of stream) yield chunk;
         r = await stream.result;
       } catch (err) {
         throw noteDeath(err);
       }
       return {
-        finishReason: r.finishReason,
+        choices: r.choices.map((c) => ({
+          index: c.index,
+          finishReason: c.finishReason,
+          completionTokens: c.completionTokens,
+        })),
         promptTokens: r.promptTokens,
         completionTokens: r.completionTokens,
+        seed: r.seed,
         prefillMs: r.timings.prefillMs,
         decodeMs: r.timings.decodeMs,
         bytesPerToken: r.boundaryBytesPerToken,
       };
+    },
+    onRun(listener) {
+      engine.onRun(({ requests: _, ...run }) => listener(run));
     },
     close: () => engine.close(),
   };

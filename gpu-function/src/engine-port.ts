@@ -3,17 +3,41 @@
 import type { FinishReason } from '../../shared/src/protocol/generate.ts';
 import type { ResolvedRequest } from './engine/request.ts';
 
-/** The engine's own request shape, with every default filled in except the seed. */
+/** One engine call: a prompt and some of its samples, every default filled in except the seed. */
 export type EngineParams = Omit<ResolvedRequest, 'seed'> & { seed?: number };
 
+export interface EngineChunk {
+  /** Sample index within the call (0 .. n-1). */
+  index: number;
+  ids: number[];
+}
+
+export interface EngineChoice {
+  index: number;
+  finishReason: Exclude<FinishReason, 'error' | 'cancelled'>;
+  completionTokens: number;
+}
+
 export interface EngineResult {
-  finishReason: Exclude<FinishReason, 'error'>;
+  choices: EngineChoice[];
   promptTokens: number;
   completionTokens: number;
+  seed: number;
   prefillMs: number;
   decodeMs: number;
-  /** Bytes crossing the host/runtime boundary per generated token. */
+  /** Bytes crossing the host/runtime boundary per generated token (this call's share). */
   bytesPerToken: number;
+}
+
+/** One run of the graph, as metrics see it. */
+export interface EngineRun {
+  kind: 'prefill' | 'decode';
+  batch: number;
+  steps: number;
+  tokens: number;
+  ms: number;
+  boundaryBytes: number;
+  kvBytes: number;
 }
 
 export interface GenerationEngine {
@@ -21,8 +45,12 @@ export interface GenerationEngine {
   readonly provider: string;
   /** False once the engine cannot serve any more (its worker died). */
   readonly alive: boolean;
+  /** Key/value cache bytes one token holds (all layers, keys and values). */
+  readonly kvBytesPerToken: number;
   /** Streams chunks of new ids; returns the summary. Stops within one chunk after `signal` aborts. */
-  generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<number[], EngineResult>;
+  generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<EngineChunk, EngineResult>;
+  /** Calls `listener` after every run of the graph. */
+  onRun(listener: (run: EngineRun) => void): void;
   close(): Promise<void>;
 }
 

@@ -1,20 +1,25 @@
 // One admitted generation request as an NDJSON stream (frames in shared/src/protocol/generate.ts):
 // heartbeats while it waits for the model load or its turn, token frames as the engine yields
-// chunks, then exactly one done frame. A client that goes away aborts the request's signal,
-// which stops the engine within one chunk and frees the slot.
+// chunks (tagged with the choice index), then exactly one done frame. A request's units (see
+// request-units.ts) join the batch as the scheduler admits them and run side by side. A client
+// that goes away aborts the request's signal, which drops its rows within one chunk.
 import { ApiError } from '../../shared/src/errors.ts';
 import type {
+  ChoiceDone,
   DoneFrame,
+  FinishReason,
   GenerateFrame,
   GenerateRequest,
   Timings,
 } from '../../shared/src/protocol/generate.ts';
 import { encodeFrame } from '../../shared/src/protocol/ndjson.ts';
+import { randomSeed } from './engine/prng.ts';
 import type { EngineResult, GenerationEngine } from './engine-port.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { ModelHost } from './model-host.ts';
-import type { Scheduler, Ticket } from './scheduler.ts';
+import type { Admission, RequestUnit } from './request-units.ts';
+import type { Scheduler } from './scheduler.ts';
 import { WeightsError } from './weights/weights-error.ts';
 
 export interface StreamDeps {
@@ -51,16 +56,22 @@ function publicError(err: unknown): { message: string; code: string } {
 export function generationStream(
   id: string,
   req: GenerateRequest,
-  ticket: Ticket,
+  admission: Admission,
   deps: StreamDeps,
   clientSignal: AbortSignal,
   onFinished: () => void,
 ): ReadableStream<Uint8Array> {
   const { host, scheduler, metrics, log } = deps;
+  const { ticket, units } = admission;
   const gone = new AbortController();
-  const signal = AbortSignal.any([gone.signal, clientSignal, deps.shutdownSignal]);
+  // A unit that fails stops its siblings.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([gone.signal, clientSignal, deps.shutdownSignal, failed.signal]);
   const t0 = performance.now();
   const timings: Timings = { queue_ms: 0, load_ms: 0, prefill_ms: 0, decode_ms: 0, total_ms: 0 };
+  const promptTokens = req.prompts.reduce((n, p) => n + p.length, 0);
+  const seed = req.seed ?? randomSeed();
+  const choices: (ChoiceDone | undefined)[] = new Array(req.prompts.length * req.n).fill(undefined);
   let completion = 0;
   let open = true;
 
@@ -78,6 +89,22 @@ export function generationStream(
         if (p) send({ type: 'heartbeat', phase: p });
       };
 
+      const doneFrame = (finish: FinishReason, error?: DoneFrame['error']): DoneFrame => {
+        const all = choices.map(
+          (c, index): ChoiceDone => c ?? { index, finish_reason: finish, completion_tokens: 0 },
+        );
+        return {
+          type: 'done',
+          finish_reason: (all[0] as ChoiceDone).finish_reason,
+          prompt_tokens: promptTokens,
+          completion_tokens: completion,
+          ...(all.length > 1 ? { choices: all } : {}),
+          seed,
+          timings,
+          ...(error ? { error } : {}),
+        };
+      };
+
       const finish = (frame: DoneFrame) => {
         timings.total_ms = Math.round(performance.now() - t0);
         frame.timings = { ...timings };
@@ -88,9 +115,71 @@ export function generationStream(
           finish_reason: frame.finish_reason,
           prompt_tokens: frame.prompt_tokens,
           completion_tokens: frame.completion_tokens,
+          choices: choices.length,
           ...timings,
           ...(frame.error ? { error: frame.error.message } : {}),
         });
+      };
+
+      let started = false;
+      const runUnit = async (engine: GenerationEngine, unit: RequestUnit, i: number) => {
+        const tq = performance.now();
+        await ticket.turn(i, signal);
+        if (!started) {
+          started = true;
+          enterPhase(null);
+          timings.queue_ms = Math.round(performance.now() - tq);
+        }
+        metrics.queueWaitSeconds.set(scheduler.lastWaitS);
+        try {
+          const it = engine.generate(
+            {
+              promptIds: req.prompts[unit.prompt] as number[],
+              maxNewTokens: req.max_new_tokens,
+              temperature: req.temperature,
+              topP: req.top_p,
+              topK: req.top_k,
+              repetitionPenalty: req.repetition_penalty,
+              seed,
+              stopIds: req.stop_ids,
+              n: unit.n,
+              firstSample: unit.firstSample,
+            },
+            signal,
+          );
+          const base = unit.prompt * req.n + unit.firstSample;
+          let result: EngineResult;
+          for (;;) {
+            const step = await it.next();
+            if (step.done) {
+              result = step.value;
+              break;
+            }
+            if (signal.aborted) {
+              await it.return?.(undefined as never);
+              throw signal.reason;
+            }
+            const { index, ids } = step.value;
+            if (ids.length > 0) {
+              completion += ids.length;
+              metrics.completionTokens.inc({}, ids.length);
+              const choice = base + index;
+              send(choices.length > 1 ? { type: 'tokens', index: choice, ids } : { type: 'tokens', ids });
+            }
+          }
+          for (const c of result.choices) {
+            choices[base + c.index] = {
+              index: base + c.index,
+              finish_reason: c.finishReason,
+              completion_tokens: c.completionTokens,
+            };
+          }
+          timings.prefill_ms = Math.max(timings.prefill_ms, Math.round(result.prefillMs));
+          timings.decode_ms = Math.max(timings.decode_ms, Math.round(result.decodeMs));
+          metrics.bytesPerToken.set(result.bytesPerToken);
+        } finally {
+          ticket.done(i);
+        }
       };
 
       const run = async () => {
@@ -101,63 +190,26 @@ export function generationStream(
           engine = await untilAborted(host.ensureReady(), signal);
           timings.load_ms = Math.round(performance.now() - tl);
         }
-        const tq = performance.now();
-        if (ticket.mustWait) enterPhase('queued');
-        await ticket.turn(signal);
-        enterPhase(null);
-        timings.queue_ms = Math.round(performance.now() - tq);
-        metrics.active.set(scheduler.running);
-
-        const it = engine.generate(
-          {
-            promptIds: req.prompt_ids,
-            maxNewTokens: req.max_new_tokens,
-            temperature: req.temperature,
-            topP: req.top_p,
-            topK: req.top_k,
-            repetitionPenalty: req.repetition_penalty,
-            ...(req.seed !== undefined ? { seed: req.seed } : {}),
-            stopIds: req.stop_ids,
-          },
-          signal,
+        scheduler.setKvBytesPerToken(engine.kvBytesPerToken);
+        if (ticket.mustWait(0)) enterPhase('queued');
+        const ready = engine;
+        await Promise.all(
+          units.map((unit, i) =>
+            runUnit(ready, unit, i).catch((err: unknown) => {
+              failed.abort(err);
+              throw err;
+            }),
+          ),
         );
-        let result: EngineResult;
-        for (;;) {
-          const step = await it.next();
-          if (step.done) {
-            result = step.value;
-            break;
-          }
-          if (signal.aborted) {
-            await it.return?.(undefined as never);
-            throw signal.reason;
-          }
-          if (step.value.length > 0) {
-            completion += step.value.length;
-            metrics.completionTokens.inc({}, step.value.length);
-            send({ type: 'tokens', ids: step.value });
-          }
-        }
-        timings.prefill_ms = Math.round(result.prefillMs);
-        timings.decode_ms = Math.round(result.decodeMs);
-        metrics.promptTokens.inc({}, result.promptTokens);
-        metrics.bytesPerToken.set(result.bytesPerToken);
-        // A cancelled result means the shutdown deadline stopped it (a gone client never gets here).
-        finish({
-          type: 'done',
-          finish_reason: result.finishReason,
-          prompt_tokens: result.promptTokens,
-          completion_tokens: result.completionTokens,
-          timings,
-          ...(result.finishReason === 'cancelled'
-            ? { error: { message: 'The service is shutting down.', code: 'shutting_down' } }
-            : {}),
-        });
+        metrics.promptTokens.inc({}, promptTokens);
+        finish(doneFrame('length'));
       };
 
       log.info('generate.start', {
         id,
-        prompt_tokens: req.prompt_ids.length,
+        prompts: req.prompts.length,
+        n: req.n,
+        prompt_tokens: promptTokens,
         max_new_tokens: req.max_new_tokens,
         waiting: scheduler.waiting,
       });
@@ -169,32 +221,20 @@ export function generationStream(
             return;
           }
           if (deps.shutdownSignal.aborted) {
-            finish({
-              type: 'done',
-              finish_reason: 'cancelled',
-              prompt_tokens: req.prompt_ids.length,
-              completion_tokens: completion,
-              timings,
-              error: { message: 'The service is shutting down.', code: 'shutting_down' },
-            });
+            finish(
+              doneFrame('cancelled', { message: 'The service is shutting down.', code: 'shutting_down' }),
+            );
             return;
           }
-          if (!(err instanceof WeightsError) && !(err instanceof ApiError)) {
-            log.error('generate.failed', { id, error: errorMessage(err) });
+          const cause = failed.signal.aborted ? failed.signal.reason : err;
+          if (!(cause instanceof WeightsError) && !(cause instanceof ApiError)) {
+            log.error('generate.failed', { id, error: errorMessage(cause) });
           }
-          finish({
-            type: 'done',
-            finish_reason: 'error',
-            prompt_tokens: req.prompt_ids.length,
-            completion_tokens: completion,
-            timings,
-            error: publicError(err),
-          });
+          finish(doneFrame('error', publicError(cause)));
         })
         .finally(() => {
           clearInterval(beat);
-          ticket.done();
-          metrics.active.set(scheduler.running);
+          ticket.doneAll();
           if (open) {
             open = false;
             controller.close();

@@ -37,7 +37,8 @@ async function exit(reason: ExitReason): Promise<void> {
 }
 
 const service = createService(config, {
-  engineFactory: (dir) => openEngine(dir, log),
+  engineFactory: (dir) =>
+    openEngine(dir, log, { chunkTiming: { targetMs: config.batch.chunkTargetMs, maxSteps: 64 } }),
   log,
   exit: (reason) => void exit(reason),
 });

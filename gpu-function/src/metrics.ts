@@ -1,3 +1,5 @@
+import type { EngineRun } from './engine-port.ts';
+
 // A minimal Prometheus registry: counters and gauges with labels, rendered in the text
 // exposition format (version 0.0.4). Enough for a handful of service metrics without a library.
 
@@ -101,6 +103,34 @@ export function createServiceMetrics(registry = new Registry()) {
       'gpu_engine_bytes_per_token',
       'Bytes moved between host and runtime per generated token (engine metric, last request).',
     ),
+    rowsWaiting: registry.gauge('gpu_rows_waiting', 'Rows (samples) waiting for room in the batch.'),
+    queueWaitSeconds: registry.gauge(
+      'gpu_queue_wait_seconds',
+      'How long the last admitted request part waited for room in the batch.',
+    ),
+    kvReservedBytes: registry.gauge(
+      'gpu_kv_cache_reserved_bytes',
+      'Key/value cache the running rows may reach (what admission counts against the budget).',
+    ),
+    kvBytes: registry.gauge('gpu_kv_cache_bytes', 'Key/value cache held by the batch after the last run.'),
+    batchRows: registry.gauge('gpu_batch_rows', 'Rows in the last decode run.'),
+    runs: registry.counter(
+      'gpu_engine_runs_total',
+      'Runs of the generation graph by kind (prefill, decode).',
+    ),
+    runRows: registry.counter(
+      'gpu_engine_run_rows_total',
+      'Rows summed over runs by kind; divided by gpu_engine_runs_total, the mean batch size.',
+    ),
+    runSeconds: registry.counter('gpu_engine_run_seconds_total', 'Time in runs of the graph by kind.'),
+    decodeTokensPerSecond: registry.gauge(
+      'gpu_decode_tokens_per_second',
+      'Tokens all rows produced per second in the last decode run.',
+    ),
+    boundaryBytes: registry.counter(
+      'gpu_engine_boundary_bytes_total',
+      'Bytes that crossed the host/runtime boundary (run inputs and outputs).',
+    ),
   };
   m.queueDepth.set(0);
   m.active.set(0);
@@ -109,3 +139,17 @@ export function createServiceMetrics(registry = new Registry()) {
 }
 
 export type ServiceMetrics = ReturnType<typeof createServiceMetrics>;
+
+/** Records one run of the graph (see EngineRun). */
+export function recordRun(m: ServiceMetrics, run: EngineRun): void {
+  const kind = { kind: run.kind };
+  m.runs.inc(kind);
+  m.runRows.inc(kind, run.batch);
+  m.runSeconds.inc(kind, run.ms / 1000);
+  m.boundaryBytes.inc({}, run.boundaryBytes);
+  m.kvBytes.set(run.kvBytes);
+  if (run.kind === 'decode') {
+    m.batchRows.set(run.batch);
+    m.decodeTokensPerSecond.set(run.ms > 0 ? (run.tokens * 1000) / run.ms : 0);
+  }
+}

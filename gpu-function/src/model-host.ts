@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { verifyManifest } from './convert/manifest.ts';
 import type { EngineFactory, GenerationEngine } from './engine-port.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { ServiceMetrics } from './metrics.ts';
+import { verifyManifest } from './model-folder/manifest.ts';
 import { parseS3Uri, type S3Location } from './weights/s3-uri.ts';
 import { WeightsError } from './weights/weights-error.ts';
 

@@ -6,7 +6,7 @@ import { createApp } from './app.ts';
 import type { EngineFactory } from './engine-port.ts';
 import { type ExitReason, Lifecycle } from './lifecycle.ts';
 import type { Logger } from './log.ts';
-import { createServiceMetrics, type ServiceMetrics } from './metrics.ts';
+import { createServiceMetrics, recordRun, type ServiceMetrics } from './metrics.ts';
 import { ModelHost, parseModelSource } from './model-host.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServiceConfig } from './settings.ts';
@@ -34,12 +34,15 @@ export function createService(
     exit: deps.exit,
   });
   const scheduler = new Scheduler({
-    // The engine runs one generation at a time; its worker thread owns the session.
-    slots: 1,
+    maxRows: config.batch.maxRows,
+    ...(config.batch.maxRowsPerKey ? { maxRowsPerKey: config.batch.maxRowsPerKey } : {}),
+    kvBudgetBytes: config.batch.kvBudgetBytes,
     maxWaiting: config.queueMax,
     onChange: () => {
       metrics.queueDepth.set(scheduler.waiting);
+      metrics.rowsWaiting.set(scheduler.waitingRows);
       metrics.active.set(scheduler.running);
+      metrics.kvReservedBytes.set(scheduler.kvBytesReserved);
     },
   });
   let s3: S3Client | null = null;
@@ -52,7 +55,12 @@ export function createService(
       return s3;
     },
     load: config.load,
-    engineFactory: deps.engineFactory,
+    engineFactory: async (dir) => {
+      const engine = await deps.engineFactory(dir);
+      scheduler.setKvBytesPerToken(engine.kvBytesPerToken);
+      engine.onRun((run) => recordRun(metrics, run));
+      return engine;
+    },
     log,
     metrics,
     onLoadStart: () => lifecycle.loadStarted(),

@@ -7,6 +7,7 @@ import {
   SettingsError,
 } from '../../shared/src/config.ts';
 import { secretProblem } from '../../shared/src/signing.ts';
+import { batchDefaults } from './batch-defaults.ts';
 import { parseS3Uri } from './weights/s3-uri.ts';
 
 export type RawSettings = Settings<typeof GPU_FUNCTION_SETTINGS>;
@@ -30,6 +31,7 @@ export interface ServiceConfig {
   queueMax: number;
   load: { concurrency: number; partBytes: number; stallTimeoutMs: number; retries: number };
   heartbeatMs: number;
+  batch: { maxRows: number; maxRowsPerKey?: number; kvBudgetBytes: number; chunkTargetMs: number };
 }
 
 function numberSetting(raw: RawSettings, name: keyof RawSettings, min: number, max: number): number {
@@ -45,6 +47,22 @@ function intSetting(raw: RawSettings, name: keyof RawSettings, min: number, max:
   const value = numberSetting(raw, name, min, max);
   if (!Number.isInteger(value)) throw new SettingsError(`setting ${name} must be an integer; got ${value}`);
   return value;
+}
+
+function batchSettings(raw: RawSettings): ServiceConfig['batch'] {
+  const defaults = batchDefaults();
+  const maxRows = raw.MAX_BATCH === undefined ? defaults.maxRows : intSetting(raw, 'MAX_BATCH', 1, 1024);
+  return {
+    maxRows,
+    ...(raw.MAX_ROWS_PER_KEY === undefined
+      ? {}
+      : { maxRowsPerKey: intSetting(raw, 'MAX_ROWS_PER_KEY', 1, maxRows) }),
+    kvBudgetBytes:
+      raw.KV_CACHE_BYTES === undefined
+        ? defaults.kvBudgetBytes
+        : intSetting(raw, 'KV_CACHE_BYTES', 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    chunkTargetMs: numberSetting(raw, 'CHUNK_TARGET_MS', 1, 60_000),
+  };
 }
 
 export function readSettings(env: Record<string, string | undefined>): {
@@ -86,6 +104,7 @@ export function readSettings(env: Record<string, string | undefined>): {
       retries: intSetting(raw, 'LOAD_RETRIES', 1, 100),
     },
     heartbeatMs: intSetting(raw, 'HEARTBEAT_MS', 10, 600_000),
+    batch: batchSettings(raw),
   };
   return { raw, config };
 }

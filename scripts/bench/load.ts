@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { writeRandomCheckpoint } from '../../gpu-function/src/checkpoint/random.ts';
 import { convertCheckpoint } from '../../gpu-function/src/convert/convert.ts';
-import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/convert/manifest.ts';
+import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/model-folder/manifest.ts';
 import { silentLogger } from '../../gpu-function/src/log.ts';
 import { readSettings } from '../../gpu-function/src/settings.ts';
 import { createS3Client } from '../../gpu-function/src/weights/s3-client.ts';

@@ -19,16 +19,11 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { writeRandomCheckpoint } from '../../gpu-function/src/checkpoint/random.ts';
 import { convertCheckpoint } from '../../gpu-function/src/convert/convert.ts';
-import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/convert/manifest.ts';
-import {
-  type ChunkPolicy,
-  DEFAULT_CHUNK_POLICY,
-  fixedChunks,
-} from '../../gpu-function/src/engine/chunk-schedule.ts';
 import { GenerationEngine, type GenerationResult } from '../../gpu-function/src/engine/engine.ts';
 import { Xoshiro128 } from '../../gpu-function/src/engine/prng.ts';
 import { buildGenerationModel } from '../../gpu-function/src/model/generation-graph.ts';
 import { encodeModel } from '../../gpu-function/src/model/onnx/index.ts';
+import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/model-folder/manifest.ts';
 
 /** ~0.99 B parameters: 14 layers of width 2048 (16 heads of 128) and the real vocabulary. */
 const MODEL_CONFIG = { hidden_size: 2048, num_hidden_layers: 14, num_attention_heads: 16 };
@@ -107,10 +102,14 @@ async function generate(
   engine: GenerationEngine,
   promptIds: number[],
   maxNewTokens: number,
-  chunkPolicy: ChunkPolicy,
+  /** Cap on chunk steps (1: one run per token); unset: chunks timed to the engine's target. */
+  maxChunk?: number,
 ): Promise<GenerationResult> {
   // Sampling at temperature 1: the streamed length must not depend on the random weights.
-  const stream = engine.generate({ promptIds, maxNewTokens, temperature: 1, seed: 7 }, { chunkPolicy });
+  const stream = engine.generate(
+    { promptIds, maxNewTokens, temperature: 1, seed: 7 },
+    maxChunk ? { maxChunk } : {},
+  );
   for await (const _ of stream);
   return stream.result;
 }
@@ -162,18 +161,19 @@ async function main(): Promise<void> {
 
   try {
     // Warm-up, then prefill: 128 prompt tokens and one sampled token in one run.
-    await generate(engine, randomPrompt(8, 1), 2, fixedChunks(2));
-    const prefill = await generate(engine, randomPrompt(128, 2), 1, fixedChunks(1));
-    const prefillRate = 128 / (prefill.timings.prefillMs / 1000);
-    // Decode: one run for the prompt and first token, then one run of 24 steps; best of 3 (the
+    await generate(engine, randomPrompt(8, 1), 2, 2);
+    const prefill = await generate(engine, randomPrompt(128, 2), 1, 1);
+    // The prefill run holds all but the last prompt token (that one starts decoding).
+    const prefillRate = 127 / (prefill.timings.prefillMs / 1000);
+    // Decode: a prefill run, a one-step run for the first token, then one of 24 steps; best of 3 (the
     // machine may be shared). The copy bandwidth is measured just before and after (best of
     // all), under the same conditions.
     const bandwidth = async () => Math.max(await copyBandwidth(1), await copyBandwidth(Math.max(1, threads)));
     const bwBefore = await bandwidth();
     let decodeRate = 0;
     for (let i = 0; i < 3; i++) {
-      const run = await generate(engine, randomPrompt(128, 3 + i), 25, { first: 1, growth: 24, max: 24 });
-      decodeRate = Math.max(decodeRate, 24 / (run.timings.decodeMs / 1000));
+      const run = await generate(engine, randomPrompt(128, 3 + i), 25, 24);
+      decodeRate = Math.max(decodeRate, 25 / (run.timings.decodeMs / 1000));
     }
     const rss2 = process.memoryUsage().rss;
     const bw = Math.max(bwBefore, await bandwidth());
@@ -206,10 +206,10 @@ async function main(): Promise<void> {
     console.log(`  KV cache: ${fmt(kvBytesPerToken / 1024, 0)} KiB per token of context`);
     const contexts = values['skip-long'] ? [128] : [128, 1024];
     for (const ctx of contexts) {
-      const chunked = await generate(engine, randomPrompt(ctx, 4 + ctx), streamed, DEFAULT_CHUNK_POLICY);
+      const chunked = await generate(engine, randomPrompt(ctx, 4 + ctx), streamed);
       // The same prompt and stream, one run per token: what a design without in-graph
       // sampling has to do (the cache goes in and out on every token).
-      const naive = await generate(engine, randomPrompt(ctx, 4 + ctx), streamed, fixedChunks(1));
+      const naive = await generate(engine, randomPrompt(ctx, 4 + ctx), streamed, 1);
       const ratio = naive.boundaryBytesPerToken / chunked.boundaryBytesPerToken;
       console.log(
         `  context ${String(ctx).padStart(4)}: chunked ${fmt(chunked.boundaryBytesPerToken / MiB, 2)} MiB/token ` +

@@ -92,11 +92,10 @@ export async function run(args: string[]): Promise<number> {
     });
     bar?.done(result.weights);
     const size = result.manifest.files.reduce((a, f) => a + f.size, 0);
-    const graphs = Object.values(result.manifest.graphs).join(', ');
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     process.stderr.write(
       `converted ${result.manifest.source.format} (${result.manifest.source.dtypes.join('/')}) to ${dtype}: ` +
-        `${formatBytes(size)}, graphs ${graphs}, in ${seconds}s\n`,
+        `${formatBytes(size)} (graphs are built for ${result.manifest.computeDtype} when it is served), in ${seconds}s\n`,
     );
     process.stdout.write(`${result.outDir}\n`);
     return 0;

@@ -79,7 +79,7 @@ export async function run(args: string[]): Promise<number> {
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
       throw new UsageError('--threads must be a positive integer');
     }
-    for (const file of ['config.json', 'model.onnx']) {
+    for (const file of ['config.json', 'manifest.json']) {
       if (!existsSync(path.join(model, file))) {
         throw new UsageError(`${model}: no ${file} (is it a converter output folder?)`);
       }

@@ -55,7 +55,7 @@ export const GPU_FUNCTION_SETTINGS = {
   HOST: { doc: 'Interface the HTTP server binds to.', default: '0.0.0.0' },
   PORT: { doc: 'HTTP port.', default: '8788' },
   GPU_HMAC_SECRET: {
-    doc: 'Shared secret (at least 32 bytes) that signs every request from the edge; without it /v1/generate, /readyz and /metrics answer 503.',
+    doc: 'Shared secret that signs every request from the edge; without it /v1/generate answers 503.',
     optional: true,
     secret: true,
   },
@@ -89,8 +89,24 @@ export const GPU_FUNCTION_SETTINGS = {
     default: '30',
   },
   QUEUE_MAX: {
-    doc: 'Generation requests allowed to wait (for the load or a free engine); beyond it 503.',
-    default: '16',
+    doc: 'Request parts (a prompt and up to a batch of its samples) allowed to wait for the load or for room in the batch; beyond it 503 at once.',
+    default: '64',
+  },
+  MAX_BATCH: {
+    doc: 'Rows (samples) decoded together in one batch; unset: 8 on the CPU, 32 with the CUDA provider.',
+    optional: true,
+  },
+  MAX_ROWS_PER_KEY: {
+    doc: 'Rows one API key may hold in the batch at once, so others always find room; unset: three quarters of MAX_BATCH.',
+    optional: true,
+  },
+  KV_CACHE_BYTES: {
+    doc: 'Budget of the batch key/value cache in bytes (rows x longest row x bytes per token); unset: a quarter of the RAM on the CPU, 8 GiB with the CUDA provider. Requests that do not fit wait.',
+    optional: true,
+  },
+  CHUNK_TARGET_MS: {
+    doc: 'A decode chunk (one run of the graph, after which text is streamed and newcomers join) should take about this long.',
+    default: '200',
   },
   LOAD_CONCURRENCY: { doc: 'Ranged GETs in flight while downloading weights.', default: '8' },
   LOAD_PART_MB: { doc: 'Size of one ranged GET in MiB (also the resumption granularity).', default: '16' },
@@ -105,15 +121,7 @@ export const GPU_FUNCTION_SETTINGS = {
 /** Settings of the edge worker (wrangler vars and secrets). */
 export const EDGE_SETTINGS = {
   GPU_FUNCTION_URL: { doc: 'Base URL of the GPU function.', default: 'http://127.0.0.1:8788' },
-  GPU_HMAC_SECRET: {
-    doc: 'Signs every request from the edge to the GPU function (at least 32 bytes, the same on both sides).',
-    secret: true,
-  },
-  GPU_INVOKER_KEY: {
-    doc: 'JSON key of the Google service account allowed to invoke the GPU function (Cloud Run invoker IAM); the edge mints and caches ID tokens from it. Unset: no token is sent (the local stack).',
-    optional: true,
-    secret: true,
-  },
+  GPU_HMAC_SECRET: { doc: 'Signs every request from the edge to the GPU function.', secret: true },
   ADMIN_TOKEN: {
     doc: 'Bearer token of the admin API (`/admin/keys`); unset disables the admin API.',
     optional: true,

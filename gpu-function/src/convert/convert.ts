@@ -1,5 +1,6 @@
 // Converts a Hugging Face checkpoint folder into the folder the GPU function serves:
-// config.json, the weight data, the ONNX graphs and manifest.json (layout in manifest.ts).
+// config.json, the weight data and manifest.json (layout in ../model-folder/manifest.ts). The
+// ONNX graphs are not part of it: the GPU function builds them when it opens the folder.
 // Everything is written into a temporary folder beside the output, renamed into place only
 // when complete, and removed on any failure, so a failed run leaves no partial output.
 
@@ -8,10 +9,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { type Checkpoint, openCheckpoint } from '../checkpoint/open.ts';
 import type { TensorDtype } from '../checkpoint/tensor-ref.ts';
 import type { ComputeDtype } from '../model/decoder.ts';
-import { placeFile } from './copy-weights.ts';
-import { type OutputDtype, SOURCE_DTYPE_OF } from './dtype.ts';
-import { GRAPH_TARGETS } from './graphs.ts';
-import { sha256File } from './hash.ts';
+import { sha256File } from '../model-folder/hash.ts';
 import {
   MANIFEST_FILE,
   MANIFEST_FORMAT,
@@ -19,12 +17,14 @@ import {
   type Manifest,
   type ManifestFile,
   type WeightLocation,
-} from './manifest.ts';
+} from '../model-folder/manifest.ts';
+import { placeFile } from './copy-weights.ts';
+import { type OutputDtype, SOURCE_DTYPE_OF } from './dtype.ts';
 import { streamWeights, WEIGHTS_FILE } from './stream-weights.ts';
 
 export interface ConvertProgress {
-  stage: 'weights' | 'graphs' | 'done';
-  /** Bytes (weights) or graphs done so far in this stage, out of `total`. */
+  stage: 'weights' | 'done';
+  /** Bytes done so far in this stage, out of `total`. */
   done: number;
   total: number;
   /** The tensor or file being worked on. */
@@ -36,7 +36,7 @@ export interface ConvertOptions {
   outDir: string;
   /** Element type of the output weights; default float32. */
   dtype?: OutputDtype;
-  /** Compute type of the graphs; default the weight dtype (float16 graphs for the GPU). */
+  /** Compute type the graphs are built for; default the weight dtype (float16 for the GPU). */
   computeDtype?: ComputeDtype;
   /** Hugging Face weight variant ('fp16' reads model.fp16.safetensors). */
   variant?: string;
@@ -153,23 +153,12 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       weights = 'converted';
     }
 
-    const graphs: Manifest['graphs'] = {};
-    for (const [i, target] of GRAPH_TARGETS.entries()) {
-      signal?.throwIfAborted();
-      report({ stage: 'graphs', done: i, total: GRAPH_TARGETS.length, item: target.file });
-      await writeFile(join(tmp, target.file), target.build(ckpt.config, tensors, computeDtype));
-      files.push({ path: target.file, ...(await describe(join(tmp, target.file))) });
-      graphs[target.kind] = target.file;
-    }
-    report({ stage: 'graphs', done: GRAPH_TARGETS.length, total: GRAPH_TARGETS.length });
-
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
       formatVersion: MANIFEST_VERSION,
       dtype,
       computeDtype,
       config: ckpt.config,
-      graphs,
       tensors,
       files,
       source: {

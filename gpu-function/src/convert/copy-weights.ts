@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { link, open, stat } from 'node:fs/promises';
-import { sha256File } from './hash.ts';
+import { sha256File } from '../model-folder/hash.ts';
 
 const CHUNK_BYTES = 8 * 1024 * 1024;
 

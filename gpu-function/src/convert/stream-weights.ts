@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { CheckpointError } from '../checkpoint/errors.ts';
 import { DTYPE_BYTES, elementCount, type TensorRef } from '../checkpoint/tensor-ref.ts';
+import type { WeightLocation } from '../model-folder/manifest.ts';
 import { convertElements, OUTPUT_DTYPE_BYTES, type OutputDtype } from './dtype.ts';
-import type { WeightLocation } from './manifest.ts';
 
 export const WEIGHTS_FILE = 'weights.bin';
 const ALIGNMENT = 64;

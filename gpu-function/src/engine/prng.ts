@@ -52,6 +52,14 @@ export class Xoshiro128 {
   }
 }
 
+/**
+ * The seed of sample `index` of a request seeded with `seed`: sample 0 uses the seed itself
+ * (so n = 1 is unchanged), the others streams splitmix spreads apart.
+ */
+export function sampleSeed(seed: number, index: number): bigint {
+  return BigInt.asUintN(64, BigInt(seed) + BigInt(index) * 0x9e3779b97f4a7c15n);
+}
+
 /** A fresh seed for requests that did not ask for one (a safe integer, so it can be echoed). */
 export function randomSeed(): number {
   const words = crypto.getRandomValues(new Uint32Array(2));

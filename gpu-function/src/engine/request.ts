@@ -20,6 +20,13 @@ export interface GenerationRequest {
   seed?: number;
   /** Ids that end generation (emitted, then finishReason 'stop'). End-of-text always stops. */
   stopIds?: readonly number[];
+  /** Samples of this prompt, sharing one prefill. Default 1. */
+  n?: number;
+  /**
+   * Index of the first sample (default 0): sample j draws from the seed stream of index
+   * `firstSample + j`, so a request split into parts samples exactly as it would whole.
+   */
+  firstSample?: number;
 }
 
 /** A request with every default filled in. */
@@ -32,6 +39,8 @@ export interface ResolvedRequest {
   repetitionPenalty: number;
   seed: number;
   stopIds: number[];
+  n: number;
+  firstSample: number;
 }
 
 export interface ModelLimits {
@@ -41,6 +50,8 @@ export interface ModelLimits {
 }
 
 export const MAX_STOP_IDS = 64;
+/** Samples one engine request may ask for (the service splits larger requests). */
+export const MAX_SAMPLES = 256;
 
 /** Prompt + max_new_tokens over the context window: OpenAI's `context_length_exceeded`. */
 export class ContextLengthError extends ApiError {
@@ -96,9 +107,19 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
   if (!isInt(seed)) throw badRequest(`'seed' must be an integer (got ${JSON.stringify(req.seed)})`, 'seed');
   const stopIds = tokenIds(req.stopIds ?? [], limits.vocabSize, 'stop', true);
   if (stopIds.length > MAX_STOP_IDS) throw badRequest(`at most ${MAX_STOP_IDS} stop token ids`, 'stop');
+  const n = req.n ?? 1;
+  if (!isInt(n) || n < 1 || n > MAX_SAMPLES) {
+    throw badRequest(`'n' must be an integer in [1, ${MAX_SAMPLES}] (got ${JSON.stringify(req.n)})`, 'n');
+  }
+  const firstSample = req.firstSample ?? 0;
+  if (!isInt(firstSample) || firstSample < 0) {
+    throw badRequest(`'firstSample' must be an integer >= 0 (got ${JSON.stringify(firstSample)})`, 'n');
+  }
   return {
     promptIds,
     maxNewTokens,
+    n,
+    firstSample,
     temperature: finiteIn(req.temperature, 1, 'temperature', (x) => x >= 0, '>= 0'),
     topP: finiteIn(req.topP, 1, 'top_p', (x) => x > 0 && x <= 1, 'in (0, 1]'),
     topK: Math.min(topK, limits.vocabSize),

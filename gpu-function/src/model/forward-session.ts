@@ -1,9 +1,13 @@
-// Runs forward.onnx (see forward-model.ts) from a converted model folder: token ids and
+// Runs the forward graph (see forward-model.ts) of a converted model folder: token ids and
 // positions in, float32 logits and the KV cache out. Used by the `logits` command and tests.
+// A converted folder gets its graph built on open; a folder without a manifest (tests) is
+// opened with the forward.onnx it holds.
 
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { writeGraph } from '../model-folder/graphs.ts';
+import { MANIFEST_FILE } from '../model-folder/manifest.ts';
 import { type ModelConfig, parseModelConfig } from './config.ts';
 import type { ComputeDtype } from './decoder.ts';
 import { pastKeyName, pastValueName, presentKeyName, presentValueName } from './forward-model.ts';
@@ -110,7 +114,13 @@ export async function openForwardSession(
     throw new ForwardInputError(`${modelDir}: no config.json (is it a converted model folder?)`);
   });
   const config = parseModelConfig(JSON.parse(configText));
-  const graphPath = path.join(modelDir, FORWARD_GRAPH_FILE);
+  const converted = await access(path.join(modelDir, MANIFEST_FILE)).then(
+    () => true,
+    () => false,
+  );
+  const graphPath = converted
+    ? await writeGraph(modelDir, 'forward')
+    : path.join(modelDir, FORWARD_GRAPH_FILE);
   const session = await ort.InferenceSession.create(graphPath, options).catch((err: unknown) => {
     const reason = err instanceof Error ? err.message : String(err);
     throw new ForwardInputError(`${graphPath}: cannot load the forward graph: ${reason}`);

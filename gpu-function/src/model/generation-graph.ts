@@ -2,11 +2,12 @@
 // the in-graph sampler, so one session.run decodes a whole chunk of tokens and the key/value
 // cache crosses the host/runtime boundary once in and once out per chunk, not per token.
 //
-//   carried:  ids [B, T] -> [B, 1]   (the prompt on the first step of the first chunk)
-//             positions [B, T] -> [B, 1]
+//   carried:  ids [B, T] -> [B, 1]   (left-padded prompts on a prefill run)
+//             positions [B, T] -> [B, 1], mask [B, P + T] -> grows by one column a step
 //             done [B, 1], presence [B, V], past key/value per layer (growing)
-//   each step: hidden = decoder(ids, positions, past); logits = lm_head(hidden[:, -1])
-//              id = sample(logits, presence, params, uniforms[step]); stop when all rows are done
+//   each step: hidden = decoder(ids, positions, past, mask); logits = lm_head(hidden[:, -1])
+//              id = sample(logits, presence, params, uniforms[step])
+//              a row is done after end-of-text, a stop id, or its budget; stop when all are
 //   outputs:  tokens [steps, B] (scan), present key/value per layer (final carried values)
 //
 // IO names: generation-io.ts. Every op has a CUDA kernel; no logits leave the graph.
@@ -39,6 +40,7 @@ export function buildGenerationModel(
 
   const inputIds = g.input(GEN.inputIds, 'int64', ['batch', 'seq']);
   const positionIds = g.input(GEN.positionIds, 'int64', ['batch', 'seq']);
+  const attentionMask = g.input(GEN.attentionMask, 'int64', ['batch', 'past_seq']);
   const past: KeyValue[] = [];
   for (let l = 0; l < L; l++) {
     past.push({
@@ -57,6 +59,7 @@ export function buildGenerationModel(
   const seenIds = g.input(GEN.seenIds, 'int64', ['batch', 'seen']);
   const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
   const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
+  const budget = column(g.input(GEN.budget, 'int64', ['batch']));
 
   // Loop-invariant values, computed once per run in the main graph (bodies see them).
   const batch = g.op(
@@ -78,6 +81,7 @@ export function buildGenerationModel(
   body.input('step.cond', 'bool', []);
   const ids = body.input('step.ids', 'int64', ['batch', 'step_seq']);
   const positions = body.input('step.positions', 'int64', ['batch', 'step_seq']);
+  const mask = body.input('step.mask', 'int64', ['batch', 'step_total']);
   const done = body.input('step.done', 'bool', ['batch', 1]);
   const seen = body.input('step.presence', 'bool', ['batch', V]);
   const stepPast: KeyValue[] = [];
@@ -88,7 +92,12 @@ export function buildGenerationModel(
     });
   }
 
-  const { hidden, present } = decoder.step(body, { inputIds: ids, positionIds: positions, past: stepPast });
+  const { hidden, present } = decoder.step(body, {
+    inputIds: ids,
+    positionIds: positions,
+    past: stepPast,
+    attentionMask: mask,
+  });
   // Only the last position's logits matter: slice before the LM head (a prompt of T tokens
   // would otherwise cost T x V logits).
   const lastHidden = body.op('Slice', [hidden, body.int64s([-1]), body.int64s([2 ** 62]), body.int64s([1])]);
@@ -101,7 +110,8 @@ export function buildGenerationModel(
   const uniform = body.op('Unsqueeze', [body.op('Gather', [uniforms, step], { axis: 0 }), body.int64s([1])]);
   const next = emitSampler(body, { logits, presence: seen, uniform, ...params }, V); // [B, 1]
 
-  // A row is done once it emits end-of-text or a stop id; finished rows emit -1 from then on.
+  // A row is done once it emits end-of-text or a stop id, or has used its budget; finished
+  // rows emit -1 from then on and keep their position (their later steps are discarded).
   const hitStop = body.op('Greater', [
     // (opset 17: ReduceMax/ReduceMin take axes as an attribute, ReduceSum as an input)
     body.op('ReduceMax', [body.op('Cast', [body.op('Equal', [next, stopIds])], { to: 1 })], {
@@ -110,7 +120,9 @@ export function buildGenerationModel(
     }),
     body.scalar('float32', 0),
   ]);
-  const doneNext = body.op('Or', [done, hitStop], {}, { name: 'step.done_next' });
+  // step + 1 >= budget, as budget < step + 2 (Less has a CUDA kernel for int64).
+  const spent = body.op('Less', [budget, body.op('Add', [step, body.scalar('int64', 2)])]);
+  const doneNext = body.op('Or', [body.op('Or', [done, hitStop]), spent], {}, { name: 'step.done_next' });
   const emitted = body.op('Where', [done, body.scalar('int64', FINISHED_ROW_TOKEN), next]);
   const anyLeft = body.op('Less', [
     body.op('ReduceMin', [body.op('Cast', [doneNext], { to: 1 })], { keepdims: 0 }),
@@ -125,10 +137,16 @@ export function buildGenerationModel(
 
   body.output('step.cond_out', anyLeft, 'bool', []);
   body.output('step.ids_out', next, 'int64', ['batch', 1]);
-  body.output('step.positions_out', body.op('Add', [lastPosition, body.scalar('int64', 1)]), 'int64', [
-    'batch',
-    1,
+  const nextPosition = body.op('Where', [
+    doneNext,
+    lastPosition,
+    body.op('Add', [lastPosition, body.scalar('int64', 1)]),
   ]);
+  body.output('step.positions_out', nextPosition, 'int64', ['batch', 1]);
+  const maskOut = body.op('Concat', [mask, body.op('Cast', [body.op('Not', [done])], { to: 7 })], {
+    axis: 1,
+  });
+  body.output('step.mask_out', maskOut, 'int64', ['batch', 'step_total_next']);
   body.output('step.done_out', doneNext, 'bool', ['batch', 1]);
   body.output('step.presence_out', emitMarkPresent(body, seen, next), 'bool', ['batch', V]);
   present.forEach((kv, l) => {
@@ -137,7 +155,14 @@ export function buildGenerationModel(
   });
   body.output('step.token', body.op('Squeeze', [emitted, body.int64s([1])]), 'int64', ['batch']);
 
-  const carried = [inputIds, positionIds, doneIn, presence, ...past.flatMap((kv) => [kv.key, kv.value])];
+  const carried = [
+    inputIds,
+    positionIds,
+    attentionMask,
+    doneIn,
+    presence,
+    ...past.flatMap((kv) => [kv.key, kv.value]),
+  ];
   const outs = g.ops(
     'Loop',
     [maxSteps, g.scalar('bool', 1), ...carried],
@@ -145,7 +170,7 @@ export function buildGenerationModel(
     { body },
     { name: 'loop' },
   );
-  const firstKv = 4; // after ids, positions, done, presence
+  const firstKv = 5; // after ids, positions, mask, done, presence
   for (let l = 0; l < L; l++) {
     g.output(presentKeyName(l), outs[firstKv + 2 * l] as string, dtype, ['batch', N, 'total', D]);
     g.output(presentValueName(l), outs[firstKv + 2 * l + 1] as string, dtype, ['batch', N, 'total', D]);

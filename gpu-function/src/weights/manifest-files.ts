@@ -1,5 +1,5 @@
 // The part of the converter's manifest.json the loader needs: which files make up the model,
-// with size and SHA-256. The full schema belongs to the converter (../convert/manifest.ts);
+// with size and SHA-256. The full schema belongs to the converter (../model-folder/manifest.ts);
 // this only checks what a download depends on, so a hostile manifest cannot write outside the
 // cache folder.
 import { createHash } from 'node:crypto';

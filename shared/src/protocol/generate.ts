@@ -4,8 +4,14 @@
 //   content-type: application/json, body: GenerateRequest
 //   200 content-type: application/x-ndjson, one GenerateFrame per line:
 //     {"type":"heartbeat","phase":"loading"|"queued"}   zero or more, while waiting
-//     {"type":"tokens","ids":[...]}                       zero or more, in order
+//     {"type":"tokens","index":i,"ids":[...]}             zero or more, in order per index
 //     {"type":"done", ...DoneFrame}                       exactly one, last
+//
+// A request holds one or more prompts and asks for n samples of each: choice
+// `index = prompt_index * n + j` (OpenAI's order). Frames of different choices interleave;
+// `index` is absent (meaning 0) in frames of one-choice requests, and a one-prompt request may
+// send `prompt_ids` instead of `prompts`, so edges and functions of either age understand each
+// other for the single-choice case.
 //   Errors before the stream starts are OpenAI-shaped JSON (4xx/5xx, 503 with Retry-After).
 //
 // Both sides validate with `parseGenerateRequest`, so the rules live in one place.
@@ -14,7 +20,12 @@ import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
 
 export interface GenerateRequest {
-  prompt_ids: number[];
+  /** One or more prompts (at most MAX_PROMPTS), each a non-empty list of token ids. */
+  prompts: number[][];
+  /** Samples of each prompt (they share its prefill). Default 1. */
+  n: number;
+  /** The caller's opaque key id: the function takes turns between keys. */
+  key_id?: string;
   max_new_tokens: number;
   /** 0 means greedy. */
   temperature: number;
@@ -40,19 +51,36 @@ export interface Timings {
   total_ms: number;
 }
 
+export interface ChoiceDone {
+  index: number;
+  finish_reason: FinishReason;
+  completion_tokens: number;
+}
+
 export interface DoneFrame {
   type: 'done';
+  /** Of choice 0 (the whole story for one choice); every choice's is in `choices`. */
   finish_reason: FinishReason;
+  /** Every prompt once. */
   prompt_tokens: number;
+  /** All choices together. */
   completion_tokens: number;
+  /** Per choice, in index order (absent from older functions). */
+  choices?: ChoiceDone[];
+  /** The seed used (the request's, or one drawn for it). */
+  seed?: number;
   timings: Timings;
   error?: { message: string; code: string };
 }
 
-export type GenerateFrame =
-  | { type: 'heartbeat'; phase: 'loading' | 'queued' }
-  | { type: 'tokens'; ids: number[] }
-  | DoneFrame;
+export interface TokensFrame {
+  type: 'tokens';
+  /** The choice (absent: 0). */
+  index?: number;
+  ids: number[];
+}
+
+export type GenerateFrame = { type: 'heartbeat'; phase: 'loading' | 'queued' } | TokensFrame | DoneFrame;
 
 export const GENERATE_DEFAULTS = {
   temperature: 1,
@@ -62,6 +90,11 @@ export const GENERATE_DEFAULTS = {
 } as const;
 
 const MAX_STOP_IDS = 16;
+/** Prompts one request may hold (OpenAI's batch of prompts). */
+export const MAX_PROMPTS = 20;
+/** Choices (prompts x n) one request may ask for on the wire; a function may allow fewer. */
+export const MAX_CHOICES = 128;
+const MAX_KEY_ID = 128;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -104,11 +137,31 @@ function numberIn(
   return v;
 }
 
+/** `prompts`, or a single `prompt_ids` (one of the two). */
+function promptList(body: Record<string, unknown>): number[][] {
+  if (body.prompts !== undefined && body.prompt_ids !== undefined) {
+    throw badRequest("Send 'prompts' or 'prompt_ids', not both.", 'prompts');
+  }
+  const param = body.prompts !== undefined ? 'prompts' : 'prompt_ids';
+  const raw = body.prompts !== undefined ? body.prompts : [body.prompt_ids];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_PROMPTS) {
+    throw badRequest(`'${param}' must hold 1 to ${MAX_PROMPTS} prompts.`, param);
+  }
+  return raw.map((p) => {
+    const ids = tokenIds(p, param, CONTEXT_LENGTH);
+    if (ids.length === 0) throw badRequest(`'${param}' must not hold an empty prompt.`, param);
+    return ids;
+  });
+}
+
 /** Validates an internal generation request; throws a 400 ApiError naming the parameter. */
 export function parseGenerateRequest(body: unknown): GenerateRequest {
   if (!isPlainObject(body)) throw badRequest('The request body must be a JSON object.');
   const known = new Set([
     'prompt_ids',
+    'prompts',
+    'n',
+    'key_id',
     'max_new_tokens',
     'temperature',
     'top_p',
@@ -120,18 +173,23 @@ export function parseGenerateRequest(body: unknown): GenerateRequest {
   for (const key of Object.keys(body)) {
     if (!known.has(key)) throw badRequest(`Unknown parameter '${key}'.`, key);
   }
-  const prompt = tokenIds(body.prompt_ids, 'prompt_ids', CONTEXT_LENGTH);
-  if (prompt.length === 0) throw badRequest("'prompt_ids' must not be empty.", 'prompt_ids');
+  const prompts = promptList(body);
+  const n = numberIn(body, 'n', 1, 1, MAX_CHOICES, { integer: true });
+  if (prompts.length * n > MAX_CHOICES) {
+    throw badRequest(`${prompts.length} prompts x n = ${n} is over ${MAX_CHOICES} choices.`, 'n');
+  }
   const maxNew = numberIn(body, 'max_new_tokens', 16, 1, CONTEXT_LENGTH, { integer: true });
-  if (prompt.length + maxNew > CONTEXT_LENGTH) {
+  const longest = Math.max(...prompts.map((p) => p.length));
+  if (longest + maxNew > CONTEXT_LENGTH) {
     throw badRequest(
-      `prompt (${prompt.length} tokens) + max_new_tokens (${maxNew}) exceeds the context length of ${CONTEXT_LENGTH}.`,
+      `prompt (${longest} tokens) + max_new_tokens (${maxNew}) exceeds the context length of ${CONTEXT_LENGTH}.`,
       'max_new_tokens',
       'context_length_exceeded',
     );
   }
   const req: GenerateRequest = {
-    prompt_ids: prompt,
+    prompts,
+    n,
     max_new_tokens: maxNew,
     temperature: numberIn(body, 'temperature', GENERATE_DEFAULTS.temperature, 0, 100),
     top_p: numberIn(body, 'top_p', GENERATE_DEFAULTS.top_p, 0, 1, { exclusiveMin: true }),
@@ -141,6 +199,12 @@ export function parseGenerateRequest(body: unknown): GenerateRequest {
     }),
     stop_ids: body.stop_ids === undefined ? [] : tokenIds(body.stop_ids, 'stop_ids', MAX_STOP_IDS),
   };
+  if (body.key_id !== undefined) {
+    if (typeof body.key_id !== 'string' || body.key_id.length === 0 || body.key_id.length > MAX_KEY_ID) {
+      throw badRequest(`'key_id' must be a string of 1 to ${MAX_KEY_ID} characters.`, 'key_id');
+    }
+    req.key_id = body.key_id;
+  }
   if (body.seed !== undefined && body.seed !== null) {
     req.seed = numberIn(body, 'seed', 0, 0, Number.MAX_SAFE_INTEGER, { integer: true });
   }

@@ -152,7 +152,7 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
     await sleep(num('delay') ?? 20);
   }
   const chunk = num('chunk') ?? 1;
-  const prompt = request.prompt_ids;
+  const prompt = request.prompts[0] as number[];
   let finish: 'length' | 'eos' | 'error' = 'length';
   while (entry.tokensSent < request.max_new_tokens) {
     if (closed) {

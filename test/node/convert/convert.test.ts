@@ -1,5 +1,5 @@
 // convertCheckpoint end to end: every source form gives weights whose bytes are the source's
-// (converted as asked), a manifest that verifies, and a forward.onnx that matches the goldens.
+// (converted as asked), a manifest that verifies, and forward graphs built from it that match the goldens.
 
 import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,9 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { InMemoryTensor } from '../../../gpu-function/src/checkpoint/safetensors-writer.ts';
 import { convertCheckpoint } from '../../../gpu-function/src/convert/convert.ts';
 import { float16BitsToFloat32Bits } from '../../../gpu-function/src/convert/dtype.ts';
-import { type Manifest, verifyManifest } from '../../../gpu-function/src/convert/manifest.ts';
 import { GenerationEngine } from '../../../gpu-function/src/engine/engine.ts';
 import { expectedTensors } from '../../../gpu-function/src/model/config.ts';
+import { type Manifest, verifyManifest } from '../../../gpu-function/src/model-folder/manifest.ts';
 import {
   forwardError,
   H128,
@@ -65,7 +65,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     h128F32 = await loadTensors(join(H128, 'model.safetensors'));
   });
 
-  it('float32 safetensors: uses the file as it is, manifest verifies, forward.onnx matches golden len7 within 1e-5', async () => {
+  it('float32 safetensors: uses the file as it is, manifest verifies, its forward graph matches golden len7 within 1e-5', async () => {
     const out = join(root, 'tiny-f32');
     const stages = new Set<string>();
     let lastDone = 0;
@@ -82,28 +82,18 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
       },
     });
     expect(['linked', 'copied']).toContain(result.weights);
-    expect([...stages]).toEqual(['weights', 'graphs', 'done']);
-    expect(await listDir(out)).toEqual([
-      'config.json',
-      'forward.onnx',
-      'manifest.json',
-      'model.onnx',
-      'model.safetensors',
-    ]);
+    expect([...stages]).toEqual(['weights', 'done']);
+    expect(await listDir(out)).toEqual(['config.json', 'manifest.json', 'model.safetensors']);
     expect(await readFile(join(out, 'config.json'))).toEqual(await readFile(join(TINY, 'config.json')));
 
     const manifest = await verifyManifest(out);
     expect(manifest).toEqual(result.manifest);
     expect(manifest.dtype).toBe('float32');
     expect(manifest.computeDtype).toBe('float32');
-    expect(manifest.graphs).toEqual({ forward: 'forward.onnx', generate: 'model.onnx' });
+    // A folder holds weights, config and manifest only: graphs are built when it is opened.
+    expect(manifest.graphs).toBeUndefined();
     expect(manifest.source).toEqual({ format: 'safetensors', dtypes: ['F32'], files: ['model.safetensors'] });
-    expect(manifest.files.map((f) => f.path)).toEqual([
-      'config.json',
-      'model.safetensors',
-      'forward.onnx',
-      'model.onnx',
-    ]);
+    expect(manifest.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors']);
     const golden = JSON.parse(await readFile(join(TINY, 'golden.json'), 'utf8')) as {
       weights: Record<string, string>;
     };
@@ -133,13 +123,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     const out = join(root, 'tiny-to-f16');
     const result = await convertCheckpoint({ checkpointDir: TINY, outDir: out, dtype: 'float16' });
     expect(result.weights).toBe('converted');
-    expect(await listDir(out)).toEqual([
-      'config.json',
-      'forward.onnx',
-      'manifest.json',
-      'model.onnx',
-      'weights.bin',
-    ]);
+    expect(await listDir(out)).toEqual(['config.json', 'manifest.json', 'weights.bin']);
     const manifest = await verifyManifest(out);
     expect(manifest.dtype).toBe('float16');
     expect(manifest.computeDtype).toBe('float16');
@@ -157,12 +141,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
       dtype: 'float16',
       computeDtype: 'float32',
     });
-    expect(r1.manifest.files.map((f) => f.path)).toEqual([
-      'config.json',
-      'model.fp16.safetensors',
-      'forward.onnx',
-      'model.onnx',
-    ]);
+    expect(r1.manifest.files.map((f) => f.path)).toEqual(['config.json', 'model.fp16.safetensors']);
     await expectWeights(asIs, r1.manifest, byName(tinyF16));
     expect(await forwardError(asIs, r1.manifest, g, g.fp16_weights_upcast)).toBeLessThan(1e-5);
 
@@ -192,12 +171,10 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     const { manifest } = await convertCheckpoint({ checkpointDir: src, outDir: out });
     expect(await listDir(out)).toEqual([
       'config.json',
-      'forward.onnx',
       'manifest.json',
       'model-00001-of-00003.safetensors',
       'model-00002-of-00003.safetensors',
       'model-00003-of-00003.safetensors',
-      'model.onnx',
     ]);
     expect(new Set(Object.values(manifest.tensors).map((t) => t.location)).size).toBe(3);
     await verifyManifest(out);
@@ -246,13 +223,7 @@ describe.skipIf(!hasFixtures)('convertCheckpoint', () => {
     const r1 = await convertCheckpoint({ checkpointDir: single, outDir: out1 });
     expect(r1.weights).toBe('converted');
     expect(r1.manifest.source).toEqual({ format: 'pytorch', dtypes: ['F32'], files: ['pytorch_model.bin'] });
-    expect(await listDir(out1)).toEqual([
-      'config.json',
-      'forward.onnx',
-      'manifest.json',
-      'model.onnx',
-      'weights.bin',
-    ]);
+    expect(await listDir(out1)).toEqual(['config.json', 'manifest.json', 'weights.bin']);
     await expectWeights(out1, r1.manifest, byName(h128F32));
     expect(await forwardError(out1, r1.manifest, g, g.sequences.len7)).toBeLessThan(1e-5);
 

@@ -14,7 +14,8 @@ import {
 } from '../../../gpu-function/src/checkpoint/safetensors-writer.ts';
 import type { TensorDtype } from '../../../gpu-function/src/checkpoint/tensor-ref.ts';
 import { float32BitsToBfloat16Bits } from '../../../gpu-function/src/convert/dtype.ts';
-import type { Manifest } from '../../../gpu-function/src/convert/manifest.ts';
+import { writeGraph } from '../../../gpu-function/src/model-folder/graphs.ts';
+import type { Manifest } from '../../../gpu-function/src/model-folder/manifest.ts';
 import { type TorchSaveOptions, writeTorchStateDict } from './torch-save.ts';
 
 export const FIXTURES = resolve(process.cwd(), '../shared/fixtures/model');
@@ -187,7 +188,7 @@ export async function loadGolden(fixture: string): Promise<Golden> {
   return JSON.parse(await readFile(join(fixture, 'golden.json'), 'utf8')) as Golden;
 }
 
-/** Runs a converted folder's forward.onnx on one sequence; returns the max abs logit error vs the golden block. */
+/** Builds a converted folder's forward graph and runs it on one sequence; returns the max abs logit error vs the golden block. */
 export async function forwardError(
   dir: string,
   manifest: Manifest,
@@ -195,7 +196,7 @@ export async function forwardError(
   block: GoldenBlock,
 ): Promise<number> {
   const { numLayers, numHeads, headSize } = manifest.config;
-  const session = await ort.InferenceSession.create(join(dir, manifest.graphs.forward!), {
+  const session = await ort.InferenceSession.create(await writeGraph(dir, 'forward'), {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });

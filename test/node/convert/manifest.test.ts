@@ -11,7 +11,7 @@ import {
   parseManifest,
   readManifest,
   verifyManifest,
-} from '../../../gpu-function/src/convert/manifest.ts';
+} from '../../../gpu-function/src/model-folder/manifest.ts';
 import { H128, hasFixtures, useTempRoot } from './helpers.ts';
 
 describe.skipIf(!hasFixtures)('verifyManifest', () => {
@@ -46,7 +46,7 @@ describe.skipIf(!hasFixtures)('verifyManifest', () => {
     await expect(verifyManifest(dir, { hashes: false })).rejects.toThrow(
       /weights\.bin: size 100, manifest says \d+/,
     );
-    await rm(join(dir, 'forward.onnx'));
+    await rm(join(dir, 'config.json'));
     await expect(verifyManifest(dir)).rejects.toThrow(ManifestError);
   });
 
@@ -64,7 +64,7 @@ describe.skipIf(!hasFixtures)('verifyManifest', () => {
     expect(check((m) => (m.tensors['embed_out.weight'].offset = 1e12))).toThrow(
       /tensor 'embed_out\.weight' lies outside weights\.bin/,
     );
-    expect(check((m) => (m.graphs.forward = 'other.onnx'))).toThrow(
+    expect(check((m) => (m.graphs = { forward: 'other.onnx' }))).toThrow(
       /graph 'forward' file "other\.onnx" is not listed/,
     );
     expect(check((m) => m.files.push(m.files[0]))).toThrow(/config\.json listed twice/);

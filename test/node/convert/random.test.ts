@@ -12,6 +12,7 @@ import {
   float32BitsToBfloat16Bits,
   float32BitsToFloat16Bits,
 } from '../../../gpu-function/src/convert/dtype.ts';
+import { writeGraph } from '../../../gpu-function/src/model-folder/graphs.ts';
 import { useTempRoot } from './helpers.ts';
 
 // Head size 64, rotary 16; the embeddings (16384 x 128 = 2M values) span two generation chunks.
@@ -110,7 +111,9 @@ describe('writeRandomCheckpoint', () => {
       checkpointDir: src.dir,
       outDir: join(root, 'out'),
     });
-    const session = await ort.InferenceSession.create(join(outDir, 'forward.onnx'), { intraOpNumThreads: 1 });
+    const session = await ort.InferenceSession.create(await writeGraph(outDir, 'forward'), {
+      intraOpNumThreads: 1,
+    });
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from([3n, 100n, 16383n]), [1, 3]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n]), [1, 3]),

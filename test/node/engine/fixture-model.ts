@@ -1,5 +1,5 @@
 // Converted model folders for the engine tests, made by the real converter from the read-only
-// fixtures into a temp folder under .cache/ (config.json, weights, forward.onnx, model.onnx).
+// fixtures into a temp folder under .cache/ (config.json, weights, manifest; graphs are built on open).
 
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,9 +1,9 @@
-// Runs model.onnx directly (batch >= 1), for tests of the graph itself.
+// Runs the generation graph directly (batch >= 1, rows of equal length), for tests of the graph itself.
 
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../../../gpu-function/src/model/config.ts';
 import { GEN, pastKeyName, pastValueName } from '../../../gpu-function/src/model/generation-io.ts';
+import { writeGraph } from '../../../gpu-function/src/model-folder/graphs.ts';
 
 export interface GraphRun {
   prompts: number[][];
@@ -18,8 +18,8 @@ export interface GraphRun {
   done?: boolean[];
 }
 
-export function openGraph(dir: string): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path.join(dir, 'model.onnx'), { intraOpNumThreads: 1 });
+export async function openGraph(dir: string): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(await writeGraph(dir, 'generate'), { intraOpNumThreads: 1 });
 }
 
 const int64 = (rows: number[][]) =>
@@ -46,6 +46,8 @@ export async function runGraph(
     [GEN.seenIds]: int64(r.seen ?? r.prompts.map(() => [])),
     [GEN.stopIds]: int64(r.stops ?? r.prompts.map(() => [])),
     [GEN.done]: new ort.Tensor('bool', r.done ?? new Array(B).fill(false), [B]),
+    [GEN.attentionMask]: int64(r.prompts.map((p) => p.map(() => 1))),
+    [GEN.budget]: new ort.Tensor('int64', BigInt64Array.from(r.prompts.map(() => BigInt(r.steps))), [B]),
   };
   const dims = [B, config.numHeads, 0, config.headSize];
   for (let l = 0; l < config.numLayers; l++) {

@@ -141,8 +141,8 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function lifecycle and scheduling', () => {
     expect(m.get('gpu_completion_tokens_total')).toBeLessThan(200);
   });
 
-  it('queues fairly and answers 503 with Retry-After when the queue is full', async () => {
-    const svc = await startReady({ QUEUE_MAX: '1' });
+  it('queues when the batch is full and answers 503 with Retry-After when the line is full', async () => {
+    const svc = await startReady({ QUEUE_MAX: '1', MAX_BATCH: '1' });
     const firstTokens = firstFrame('tokens');
     const first = svc.generate(
       // Long enough to still be running while the others arrive: nucleus sampling takes the

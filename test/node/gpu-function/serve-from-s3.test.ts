@@ -94,10 +94,6 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     }
     // Heartbeats kept the waiting streams alive while the model loaded.
     expect(results[0]!.frames[0]).toEqual({ type: 'heartbeat', phase: 'loading' });
-    // Later arrivals waited their turn behind the first.
-    expect(results.some((r) => r.frames.some((f) => f.type === 'heartbeat' && f.phase === 'queued'))).toBe(
-      true,
-    );
 
     expect(svc.events('model.load_start')).toHaveLength(1);
     const m = await svc.metrics();
@@ -108,6 +104,9 @@ describe.skipIf(!HAVE_FIXTURES)('GPU function serving a model from S3', () => {
     expect(m.get('gpu_completion_tokens_total')).toBe(60);
     expect(m.get('gpu_generate_requests_total{outcome="length"}')).toBe(3);
     expect(m.get('gpu_engine_bytes_per_token')).toBeGreaterThan(0);
+    // They were decoded together: the decode runs held more than one row on average.
+    const decodeRuns = m.get('gpu_engine_runs_total{kind="decode"}')!;
+    expect(m.get('gpu_engine_run_rows_total{kind="decode"}')!).toBeGreaterThan(decodeRuns);
     for (const phase of ['manifest', 'fetch', 'verify', 'session']) {
       expect(m.get(`gpu_load_phase_seconds{phase="${phase}"}`)).toBeGreaterThan(0);
     }

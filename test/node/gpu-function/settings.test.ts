@@ -11,7 +11,7 @@ describe('GPU function settings', () => {
       preload: false,
       idleTimeoutMs: 300_000,
       drainTimeoutMs: 30_000,
-      queueMax: 16,
+      queueMax: 64,
       load: { concurrency: 8, partBytes: 16 * 2 ** 20, stallTimeoutMs: 15_000, retries: 5 },
     });
     expect(config.hmacSecret).toBeUndefined();

@@ -18,7 +18,8 @@ function rejects(body: unknown, param: string | null) {
 describe('generate request validation', () => {
   it('fills defaults', () => {
     expect(parseGenerateRequest({ prompt_ids: [5, 6], max_new_tokens: 4 })).toEqual({
-      prompt_ids: [5, 6],
+      prompts: [[5, 6]],
+      n: 1,
       max_new_tokens: 4,
       temperature: 1,
       top_p: 1,
@@ -45,6 +46,20 @@ describe('generate request validation', () => {
     rejects({ prompt_ids: [1], repetition_penalty: 0 }, 'repetition_penalty');
     rejects({ prompt_ids: [1], seed: -3 }, 'seed');
     rejects({ prompt_ids: [1], bogus: 1 }, 'bogus');
+  });
+
+  it('takes several prompts, n samples of each and a key id; bounds them naming the field', () => {
+    const req = parseGenerateRequest({ prompts: [[1], [2, 3]], n: 3, key_id: 'k_1', max_new_tokens: 2 });
+    expect(req).toMatchObject({ prompts: [[1], [2, 3]], n: 3, key_id: 'k_1' });
+    rejects({ prompts: [] }, 'prompts');
+    rejects({ prompts: [[1], []] }, 'prompts');
+    rejects({ prompts: new Array(21).fill([1]) }, 'prompts');
+    rejects({ prompts: [[1]], prompt_ids: [1] }, 'prompts');
+    rejects({ prompts: [[1]], n: 0 }, 'n');
+    rejects({ prompts: [[1], [2]], n: 65 }, 'n');
+    rejects({ prompts: [[1]], key_id: '' }, 'key_id');
+    rejects({ prompts: [[1]], key_id: 'x'.repeat(129) }, 'key_id');
+    rejects({ prompts: [[1], new Array(2000).fill(5)], max_new_tokens: 49 }, 'max_new_tokens');
   });
 
   it('accepts the context limit exactly', () => {

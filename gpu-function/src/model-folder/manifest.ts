@@ -4,8 +4,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TensorDtype } from '../checkpoint/tensor-ref.ts';
+import type { OutputDtype } from '../convert/dtype.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { OutputDtype } from './dtype.ts';
 import { sha256File } from './hash.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -35,8 +35,11 @@ export interface Manifest {
   /** Compute (and KV cache) type the graphs were built for. */
   computeDtype: OutputDtype;
   config: ModelConfig;
-  /** Graph files present: `forward` (all logits), `generate` (the generation loop). */
-  graphs: { forward?: string; generate?: string };
+  /**
+   * Graph files of folders converted before graphs were built at load time; ignored now
+   * (graphs are built from `tensors` when the folder is opened, see graphs.ts).
+   */
+  graphs?: { forward?: string; generate?: string };
   /** Every tensor the forward pass needs, in canonical order. */
   tensors: Record<string, WeightLocation>;
   /** Every file in the folder except manifest.json itself. */

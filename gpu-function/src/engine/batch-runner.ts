@@ -1,0 +1,402 @@
+// Continuous batching inside the worker thread. Every row (one sample of one request) has its
+// own prompt length, positions, cache length, sampling parameters, seed stream, stop ids and
+// penalty state; all rows decode together, one chunk of steps per run of the generation graph.
+//
+//   admit:  newcomers' prompts (all but the last token) are prefilled, batched and
+//           left-padded, then their rows join the batch: the cache is re-laid right-aligned.
+//           The last prompt token is each row's first input, so n samples share one prefill
+//           and each draws its first token from its own stream.
+//   step:   one decode chunk for every row; rows that finished or were cancelled leave at once.
+//
+// A row's result never depends on its neighbours: padding is masked, positions are per row,
+// and a row's k-th token always uses the k-th uniform of its own stream.
+
+import * as ort from 'onnxruntime-node';
+import type { ModelConfig } from '../model/config.ts';
+import { FINISHED_ROW_TOKEN, GEN } from '../model/generation-io.ts';
+import { ChunkTimer, type ChunkTiming } from './chunk-timer.ts';
+import { KvBatch, type KvDtype, type RowSource } from './kv-batch.ts';
+import { sampleSeed, Xoshiro128 } from './prng.ts';
+import type { RowOutcome, RunReport } from './protocol.ts';
+import type { ResolvedRequest } from './request.ts';
+
+export interface LoadedModel {
+  session: ort.InferenceSession;
+  config: ModelConfig;
+  dtype: KvDtype;
+}
+
+/** A request waiting to join the batch. */
+export interface Newcomer {
+  id: number;
+  request: ResolvedRequest;
+  /** Cap on chunk steps while its rows run (tests); 0 = none. */
+  maxChunk: number;
+  cancelled(): boolean;
+}
+
+export interface RunnerHooks {
+  admitted(id: number, prefillMs: number): void;
+  tokens(id: number, index: number, ids: number[]): void;
+  rowDone(id: number, index: number, outcome: RowOutcome): void;
+  run(report: RunReport): void;
+  failed(id: number, error: unknown): void;
+}
+
+interface Row {
+  id: number;
+  index: number;
+  rng: Xoshiro128;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  stopIds: number[];
+  /** Prompt + output, when the repetition penalty is on (it is sent every run). */
+  seen: number[] | null;
+  remaining: number;
+  produced: number;
+  /** Real cache entries (the row's last `len` columns). */
+  len: number;
+  /** The next input token (not in the cache yet); its position is `len`. */
+  pending: number;
+  maxChunk: number;
+  cancelled(): boolean;
+}
+
+/** Padded prompt tokens one prefill run may hold (bounds its activations). */
+const PREFILL_TOKENS = 2048;
+
+const int64 = (values: ArrayLike<number>, dims: number[]) =>
+  new ort.Tensor(
+    'int64',
+    BigInt64Array.from(values as number[], (v) => BigInt(v)),
+    dims,
+  );
+const f32 = (values: number[]) => new ort.Tensor('float32', Float32Array.from(values), [values.length]);
+const tensorBytes = (t: ort.Tensor) => (t.data as ArrayBufferView).byteLength;
+
+/** [rows x width] row-major, each row right-aligned and left-padded with `pad(row)`. */
+function padLeft(rows: readonly (readonly number[])[], width: number, pad: (r: number) => number): number[] {
+  const out: number[] = [];
+  rows.forEach((row, r) => {
+    for (let i = row.length; i < width; i++) out.push(pad(r));
+    out.push(...row);
+  });
+  return out;
+}
+
+export class BatchRunner {
+  private readonly model: LoadedModel;
+  private readonly hooks: RunnerHooks;
+  private readonly timer: ChunkTimer;
+  private rows: Row[] = [];
+  private kv: KvBatch;
+
+  constructor(model: LoadedModel, timing: ChunkTiming, hooks: RunnerHooks) {
+    this.model = model;
+    this.hooks = hooks;
+    this.timer = new ChunkTimer(timing);
+    this.kv = KvBatch.empty(model.config, model.dtype, 0);
+  }
+
+  get size(): number {
+    return this.rows.length;
+  }
+
+  /** Prefills newcomers (in order) and merges their rows into the batch. */
+  async admit(newcomers: readonly Newcomer[]): Promise<void> {
+    const sources: RowSource[] = this.rows.map((r, i) => ({ source: this.kv, row: i, len: r.len }));
+    const joined: Row[] = [];
+    for (const group of this.prefillGroups(newcomers)) {
+      let prefill: { kv: KvBatch; ms: number } | null = null;
+      try {
+        prefill = await this.prefill(group.filter((c) => c.request.promptIds.length > 1));
+      } catch (err) {
+        for (const c of group) this.hooks.failed(c.id, err);
+        continue;
+      }
+      let prefillRow = 0;
+      for (const c of group) {
+        const prefix = c.request.promptIds.length - 1;
+        const source = prefix > 0 && prefill ? prefill.kv : this.kv;
+        const row = prefix > 0 ? prefillRow++ : 0;
+        for (let j = 0; j < c.request.n; j++) {
+          sources.push({ source, row, len: prefix });
+          joined.push(this.newRow(c, j));
+        }
+        this.hooks.admitted(c.id, prefill?.ms ?? 0);
+      }
+    }
+    if (joined.length === 0) return;
+    const columns = Math.max(0, ...sources.map((s) => s.len));
+    this.kv = KvBatch.gather(this.model.config, this.model.dtype, sources, columns);
+    this.rows.push(...joined);
+  }
+
+  /** Rows whose request was cancelled leave now. */
+  dropCancelled(): void {
+    const gone = this.rows.filter((r) => r.cancelled());
+    for (const r of gone) {
+      this.hooks.rowDone(r.id, r.index, {
+        finishReason: 'cancelled',
+        stopTokenId: null,
+        completionTokens: r.produced,
+      });
+    }
+    if (gone.length > 0) this.keep((r) => !gone.includes(r));
+  }
+
+  /** Fails every row (a run threw): the batch starts empty again. */
+  failAll(error: unknown): void {
+    const ids = new Set(this.rows.map((r) => r.id));
+    this.rows = [];
+    this.kv = KvBatch.empty(this.model.config, this.model.dtype, 0);
+    for (const id of ids) this.hooks.failed(id, error);
+  }
+
+  /** One decode chunk for every row. */
+  async step(): Promise<void> {
+    const rows = this.rows;
+    if (rows.length === 0) return;
+    const { eosTokenId } = this.model.config;
+    const B = rows.length;
+    const S = this.kv.columns;
+    const steps = this.timer.next({
+      newcomer: rows.some((r) => r.produced === 0),
+      maxRemaining: Math.max(...rows.map((r) => r.remaining)),
+      rowCap: Math.min(...rows.map((r) => r.maxChunk || Number.POSITIVE_INFINITY)),
+      room: Math.max(1, Math.max(...rows.map((r) => r.len + r.remaining)) - S),
+    });
+
+    const uniforms = new Float32Array(steps * B);
+    for (let s = 0; s < steps; s++) {
+      rows.forEach((r, b) => {
+        uniforms[s * B + b] = r.rng.nextUniform();
+      });
+    }
+    const seenWidth = Math.max(0, ...rows.map((r) => r.seen?.length ?? 0));
+    const stopWidth = Math.max(0, ...rows.map((r) => r.stopIds.length));
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.kv.feeds(),
+      [GEN.inputIds]: int64(
+        rows.map((r) => r.pending),
+        [B, 1],
+      ),
+      [GEN.positionIds]: int64(
+        rows.map((r) => r.len),
+        [B, 1],
+      ),
+      [GEN.attentionMask]: int64(
+        padLeft(
+          rows.map((r) => new Array<number>(r.len + 1).fill(1)),
+          S + 1,
+          () => 0,
+        ),
+        [B, S + 1],
+      ),
+      [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(BigInt(steps)), []),
+      [GEN.uniforms]: new ort.Tensor('float32', uniforms, [steps, B]),
+      [GEN.temperature]: f32(rows.map((r) => r.temperature)),
+      [GEN.topK]: int64(
+        rows.map((r) => r.topK),
+        [B],
+      ),
+      [GEN.topP]: f32(rows.map((r) => r.topP)),
+      [GEN.repetitionPenalty]: f32(rows.map((r) => r.repetitionPenalty)),
+      // Padding repeats an id the row already has (or 0 where the penalty is off: no effect).
+      [GEN.seenIds]: int64(
+        padLeft(
+          rows.map((r) => r.seen ?? []),
+          seenWidth,
+          (b) => rows[b]?.seen?.[0] ?? 0,
+        ),
+        [B, seenWidth],
+      ),
+      [GEN.stopIds]: int64(
+        padLeft(
+          rows.map((r) => r.stopIds),
+          stopWidth,
+          () => eosTokenId,
+        ),
+        [B, stopWidth],
+      ),
+      [GEN.done]: new ort.Tensor('bool', new Array<boolean>(B).fill(false), [B]),
+      [GEN.budget]: int64(
+        rows.map((r) => r.remaining),
+        [B],
+      ),
+    };
+    const producedBefore = rows.reduce((n, r) => n + r.produced, 0);
+    const t0 = performance.now();
+    const out = await this.model.session.run(feeds);
+    const ms = performance.now() - t0;
+    const tokens = out[GEN.tokens] as ort.Tensor;
+    const ran = Number(tokens.dims[0]);
+    this.timer.observe(ran, ms);
+    this.kv = KvBatch.fromOutputs(this.model.config, this.model.dtype, out);
+
+    const data = tokens.data as BigInt64Array;
+    const results = rows.map((r, b) => {
+      const ids: number[] = [];
+      let outcome: RowOutcome | null = null;
+      for (let s = 0; s < ran; s++) {
+        const id = Number(data[s * B + b]);
+        if (id === FINISHED_ROW_TOKEN) break;
+        r.produced++;
+        r.remaining--;
+        if (id === eosTokenId || r.stopIds.includes(id)) {
+          outcome = {
+            finishReason: id === eosTokenId ? 'eos' : 'stop',
+            stopTokenId: id,
+            completionTokens: r.produced,
+          };
+          break;
+        }
+        ids.push(id);
+        r.pending = id;
+        if (r.remaining === 0) {
+          outcome = { finishReason: 'length', stopTokenId: null, completionTokens: r.produced };
+          break;
+        }
+      }
+      r.len += ran;
+      if (r.seen) r.seen.push(...ids);
+      return { ids, outcome };
+    });
+    // The run is reported before its tokens, so a request that ends here has it counted.
+    const produced = rows.reduce((n, r) => n + r.produced, 0) - producedBefore;
+    this.report('decode', feeds, out, { batch: B, steps: ran, tokens: produced, ms });
+    const finished = new Set<Row>();
+    rows.forEach((r, b) => {
+      const { ids, outcome } = results[b] as (typeof results)[number];
+      if (ids.length > 0) this.hooks.tokens(r.id, r.index, ids);
+      if (outcome) {
+        finished.add(r);
+        this.hooks.rowDone(r.id, r.index, outcome);
+      }
+    });
+    if (finished.size > 0) this.keep((r) => !finished.has(r));
+  }
+
+  /** Keeps the rows `keep` accepts, compacting the cache to the longest of them. */
+  private keep(keep: (r: Row) => boolean): void {
+    const sources: RowSource[] = [];
+    const rows: Row[] = [];
+    this.rows.forEach((r, i) => {
+      if (!keep(r)) return;
+      rows.push(r);
+      sources.push({ source: this.kv, row: i, len: r.len });
+    });
+    const columns = Math.max(0, ...rows.map((r) => r.len));
+    this.kv = KvBatch.gather(this.model.config, this.model.dtype, sources, columns);
+    this.rows = rows;
+  }
+
+  private newRow(c: Newcomer, j: number): Row {
+    const req = c.request;
+    const prefix = req.promptIds.length - 1;
+    return {
+      id: c.id,
+      index: j,
+      rng: new Xoshiro128(sampleSeed(req.seed, req.firstSample + j)),
+      temperature: req.temperature,
+      topK: req.topK,
+      topP: req.topP,
+      repetitionPenalty: req.repetitionPenalty,
+      stopIds: req.stopIds,
+      seen: req.repetitionPenalty !== 1 ? [...req.promptIds] : null,
+      remaining: req.maxNewTokens,
+      produced: 0,
+      len: prefix,
+      pending: req.promptIds[prefix] as number,
+      maxChunk: c.maxChunk,
+      cancelled: c.cancelled,
+    };
+  }
+
+  /** Consecutive newcomers whose padded prefixes fit one prefill run. */
+  private *prefillGroups(newcomers: readonly Newcomer[]): Generator<Newcomer[]> {
+    let group: Newcomer[] = [];
+    let width = 0;
+    for (const c of newcomers) {
+      const len = c.request.promptIds.length - 1;
+      const w = Math.max(width, len);
+      if (group.length > 0 && (group.length + 1) * w > PREFILL_TOKENS) {
+        yield group;
+        group = [];
+        width = 0;
+      }
+      group.push(c);
+      width = Math.max(width, len);
+    }
+    if (group.length > 0) yield group;
+  }
+
+  /** Runs the prompts minus their last token through the graph; returns their cache. */
+  private async prefill(group: readonly Newcomer[]): Promise<{ kv: KvBatch; ms: number } | null> {
+    if (group.length === 0) return null;
+    const prompts = group.map((c) => c.request.promptIds.slice(0, -1));
+    const B = prompts.length;
+    const T = Math.max(...prompts.map((p) => p.length));
+    const zeros = (n: number) => new Array<number>(n).fill(0);
+    const feeds: Record<string, ort.Tensor> = {
+      ...KvBatch.empty(this.model.config, this.model.dtype, B).feeds(),
+      [GEN.inputIds]: int64(
+        padLeft(prompts, T, () => 0),
+        [B, T],
+      ),
+      [GEN.positionIds]: int64(
+        padLeft(
+          prompts.map((p) => p.map((_, i) => i)),
+          T,
+          () => 0,
+        ),
+        [B, T],
+      ),
+      [GEN.attentionMask]: int64(
+        padLeft(
+          prompts.map((p) => p.map(() => 1)),
+          T,
+          () => 0,
+        ),
+        [B, T],
+      ),
+      // One greedy step: its token is discarded (the rows' first tokens come from decoding).
+      [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+      [GEN.uniforms]: new ort.Tensor('float32', new Float32Array(B), [1, B]),
+      [GEN.temperature]: f32(zeros(B)),
+      [GEN.topK]: int64(zeros(B), [B]),
+      [GEN.topP]: f32(zeros(B).map(() => 1)),
+      [GEN.repetitionPenalty]: f32(zeros(B).map(() => 1)),
+      [GEN.seenIds]: int64([], [B, 0]),
+      [GEN.stopIds]: int64([], [B, 0]),
+      [GEN.done]: new ort.Tensor('bool', new Array<boolean>(B).fill(false), [B]),
+      [GEN.budget]: int64(
+        zeros(B).map(() => 1),
+        [B],
+      ),
+    };
+    const t0 = performance.now();
+    const out = await this.model.session.run(feeds);
+    const ms = performance.now() - t0;
+    const kv = KvBatch.fromOutputs(this.model.config, this.model.dtype, out);
+    const tokens = prompts.reduce((n, p) => n + p.length, 0);
+    this.report('prefill', feeds, out, { batch: B, steps: 1, tokens, ms }, group);
+    return { kv, ms };
+  }
+
+  private report(
+    kind: RunReport['kind'],
+    feeds: Record<string, ort.Tensor>,
+    out: Record<string, unknown>,
+    r: { batch: number; steps: number; tokens: number; ms: number },
+    group?: readonly Newcomer[],
+  ): void {
+    let boundaryBytes = 0;
+    for (const t of Object.values(feeds)) boundaryBytes += tensorBytes(t);
+    for (const t of Object.values(out)) boundaryBytes += tensorBytes(t as ort.Tensor);
+    const requests = [...new Set((group ?? this.rows).map((x) => x.id))];
+    this.hooks.run({ kind, ...r, boundaryBytes, kvBytes: this.kv.bytes, requests });
+  }
+}
