@@ -1,6 +1,7 @@
 // What the service needs from a generation engine (../engine/ implements it). Kept small so
 // the scheduler and routes do not depend on how the engine runs the graph.
 import type { FinishReason } from '../../shared/src/protocol/generate.ts';
+import type { RunReport } from './engine/protocol.ts';
 import type { ResolvedRequest } from './engine/request.ts';
 
 /** One engine call: a prompt and some of its samples, every default filled in except the seed. */
@@ -30,15 +31,7 @@ export interface EngineResult {
 }
 
 /** One run of the graph, as metrics see it. */
-export interface EngineRun {
-  kind: 'prefill' | 'decode';
-  batch: number;
-  steps: number;
-  tokens: number;
-  ms: number;
-  boundaryBytes: number;
-  kvBytes: number;
-}
+export type EngineRun = Omit<RunReport, 'requests'>;
 
 export interface GenerationEngine {
   /** Execution provider in use ('cuda' or 'cpu'). */
