@@ -9,6 +9,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { type Checkpoint, openCheckpoint } from '../checkpoint/open.ts';
 import type { TensorDtype } from '../checkpoint/tensor-ref.ts';
 import type { ComputeDtype } from '../model/decoder.ts';
+import { BLOCK_SIZES, QUANTIZED_BITS, type QuantizedDtype } from '../model/quantized-linear.ts';
 import { sha256File } from '../model-folder/hash.ts';
 import {
   MANIFEST_FILE,
@@ -20,7 +21,8 @@ import {
 } from '../model-folder/manifest.ts';
 import { placeFile } from './copy-weights.ts';
 import { type OutputDtype, SOURCE_DTYPE_OF } from './dtype.ts';
-import { streamWeights, WEIGHTS_FILE } from './stream-weights.ts';
+import { DEFAULT_BLOCK_SIZE, isQuantizedTensor } from './quantize.ts';
+import { streamWeights, type TensorOutput } from './stream-weights.ts';
 
 export interface ConvertProgress {
   stage: 'weights' | 'done';
@@ -40,6 +42,11 @@ export interface ConvertOptions {
   computeDtype?: ComputeDtype;
   /** Hugging Face weight variant ('fp16' reads model.fp16.safetensors). */
   variant?: string;
+  /**
+   * Block-quantize the linear layers (projections and LM head) to int4 or int8 for
+   * MatMulNBits; the input embedding becomes float16, the rest `dtype`. Default: none.
+   */
+  quantize?: { dtype: QuantizedDtype; blockSize?: number };
   /** Replace an existing converted folder at outDir. */
   overwrite?: boolean;
   onProgress?: (p: ConvertProgress) => void;
@@ -49,7 +56,7 @@ export interface ConvertOptions {
 export interface ConvertResult {
   outDir: string;
   manifest: Manifest;
-  /** How the weights got there: source files linked, copied, or converted into weights.bin. */
+  /** How the weights got there: source files linked, copied, or converted (and quantized) into weights.bin. */
   weights: 'linked' | 'copied' | 'converted';
 }
 
@@ -84,9 +91,23 @@ function canUseSourceFiles(ckpt: Checkpoint, dtype: OutputDtype): boolean {
   return [...ckpt.tensors.values()].every((t) => t.dtype === SOURCE_DTYPE_OF[dtype]);
 }
 
+/** The manifest's record of a quantized conversion, or undefined; checks the options. */
+function quantizationOf(options: ConvertOptions, computeDtype: ComputeDtype): Manifest['quantization'] {
+  if (!options.quantize) return undefined;
+  const { dtype } = options.quantize;
+  const blockSize = options.quantize.blockSize ?? DEFAULT_BLOCK_SIZE;
+  if (!(dtype in QUANTIZED_BITS)) throw new ConvertError(`unknown quantized type '${dtype}' (int4 or int8)`);
+  if (!BLOCK_SIZES.includes(blockSize)) {
+    throw new ConvertError(`block size ${blockSize} is not supported (${BLOCK_SIZES.join(', ')})`);
+  }
+  // Scales are read in the compute type (MatMulNBits wants them so), so they are stored in it.
+  return { dtype, blockSize, scheme: 'symmetric', scaleDtype: computeDtype, embedding: 'float16' };
+}
+
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
   const dtype = options.dtype ?? 'float32';
   const computeDtype = options.computeDtype ?? dtype;
+  const quantization = quantizationOf(options, computeDtype);
   const outDir = resolve(options.outDir);
   const report = options.onProgress ?? (() => {});
   const { signal } = options;
@@ -103,7 +124,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
 
     let tensors: Record<string, WeightLocation>;
     let weights: ConvertResult['weights'];
-    if (canUseSourceFiles(ckpt, dtype)) {
+    if (!quantization && canUseSourceFiles(ckpt, dtype)) {
       const used = [...new Set([...ckpt.tensors.values()].map((t) => t.file))];
       const sizes = await Promise.all(used.map(async (f) => (await stat(f)).size));
       const total = sizes.reduce((a, b) => a + b, 0);
@@ -137,11 +158,19 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     } else {
       const total = [...ckpt.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
       let done = 0;
+      const q = quantization;
+      const outputOf = (t: { name: string }): TensorOutput | undefined => {
+        if (!q) return undefined;
+        if (t.name === 'transformer.embed_in.weight') return { dtype: q.embedding };
+        if (!isQuantizedTensor(t.name)) return undefined;
+        const bits = QUANTIZED_BITS[q.dtype];
+        return { quantize: { bits, blockSize: q.blockSize, scaleDtype: q.scaleDtype } };
+      };
       const streamed = await streamWeights({
         tensors: ckpt.tensors,
-        path: join(tmp, WEIGHTS_FILE),
-        location: WEIGHTS_FILE,
+        dir: tmp,
         dtype,
+        outputOf,
         signal,
         onBytes: (n, tensor) => {
           done += n;
@@ -149,7 +178,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         },
       });
       tensors = streamed.locations;
-      files.push({ path: WEIGHTS_FILE, size: streamed.size, sha256: streamed.sha256 });
+      files.push(...streamed.files);
       weights = 'converted';
     }
 
@@ -157,6 +186,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       format: MANIFEST_FORMAT,
       formatVersion: MANIFEST_VERSION,
       dtype,
+      ...(quantization ? { quantization } : {}),
       computeDtype,
       config: ckpt.config,
       tensors,

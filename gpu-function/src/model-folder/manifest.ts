@@ -6,6 +6,13 @@ import { join } from 'node:path';
 import type { TensorDtype } from '../checkpoint/tensor-ref.ts';
 import type { OutputDtype } from '../convert/dtype.ts';
 import type { ModelConfig } from '../model/config.ts';
+import {
+  BLOCK_SIZES,
+  type BlockQuantization,
+  isQuantizedDtype,
+  type QuantizedDtype,
+  type ScaleDtype,
+} from '../model/quantized-linear.ts';
 import { sha256File } from './hash.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -17,8 +24,22 @@ export interface WeightLocation {
   location: string;
   offset: number;
   length: number;
-  dtype: OutputDtype;
+  /** int4/int8: block-quantized codes; `quantization` says where their scales are. */
+  dtype: OutputDtype | QuantizedDtype;
   shape: number[];
+  quantization?: BlockQuantization;
+}
+
+/** The scheme of a quantized conversion (each quantized tensor's entry repeats what it needs). */
+export interface WeightQuantization {
+  /** Type of the linear layers' weights (projections and LM head). */
+  dtype: QuantizedDtype;
+  blockSize: number;
+  /** Symmetric: scale = max|w| / qmax per block, no zero points. */
+  scheme: 'symmetric';
+  scaleDtype: ScaleDtype;
+  /** The input embedding's type (it is only gathered from, so it is not quantized). */
+  embedding: OutputDtype;
 }
 
 export interface ManifestFile {
@@ -30,8 +51,10 @@ export interface ManifestFile {
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   formatVersion: typeof MANIFEST_VERSION;
-  /** Element type of every weight tensor. */
+  /** Element type of every weight tensor, except those `quantization` says otherwise of. */
   dtype: OutputDtype;
+  /** Present when the linear layers are block-quantized. */
+  quantization?: WeightQuantization;
   /** Compute (and KV cache) type the graphs were built for. */
   computeDtype: OutputDtype;
   config: ModelConfig;
@@ -107,6 +130,26 @@ export function parseManifest(raw: unknown, where = MANIFEST_FILE): Manifest {
     if (!isCount(t.offset) || !isCount(t.length) || t.offset + t.length > size!) {
       fail(`tensor '${name}' lies outside ${t.location}`);
     }
+    if (isQuantizedDtype(t.dtype)) {
+      const q = t.quantization;
+      if (!q || !BLOCK_SIZES.includes(q.blockSize))
+        fail(`tensor '${name}' (${t.dtype}) has no valid block size`);
+      const scales = q!.scales;
+      const scalesSize = sizes.get(scales?.location);
+      if (scalesSize === undefined) fail(`scales of '${name}' are in a file that is not listed`);
+      if (!isCount(scales.offset) || !isCount(scales.length) || scales.offset + scales.length > scalesSize!) {
+        fail(`scales of '${name}' lie outside ${scales.location}`);
+      }
+      if (scales.dtype !== 'float32' && scales.dtype !== 'float16') {
+        fail(`scales of '${name}' have unknown dtype ${JSON.stringify(scales.dtype)}`);
+      }
+    } else if (t.dtype !== 'float32' && t.dtype !== 'float16') {
+      fail(`tensor '${name}' has unknown dtype ${JSON.stringify(t.dtype)}`);
+    }
+  }
+  const q = m.quantization;
+  if (q !== undefined && (!isQuantizedDtype(q?.dtype) || !BLOCK_SIZES.includes(q.blockSize))) {
+    fail(`unknown quantization ${JSON.stringify(q)}`);
   }
   return m as Manifest;
 }
