@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { LOCAL_STACK_SETTINGS, loadSettings } from '../shared/src/config.ts';
 import { readyBanner } from './lib/stack/banner.ts';
 import { consoleLog } from './lib/stack/log.ts';
+import { parseWeights } from './lib/stack/seed-model.ts';
 import { type Stack, startStack } from './lib/stack/stack.ts';
 import { REPO_ROOT } from './lib/tokenizer-asset.ts';
 
@@ -26,6 +27,7 @@ options:
 environment:
   MODEL_CHECKPOINT  a Hugging Face checkpoint folder to convert and serve (default: the demo model, gibberish)
   MODEL_URI         a converted model instead: s3://models/PREFIX in the local bucket, or a folder
+  WEIGHTS           float32 (default), int8 or int4: the form MODEL_CHECKPOINT (or the demo model) is converted to
   TOKENIZER_MODEL   the tokenizer.model file (default ../shared/fixtures/tokenizer/novelai.model)
   LOCAL_API_KEY     the API key to register and print (default: made once, kept in the data folder)
   IDLE_TIMEOUT_S    the GPU function exits after this many idle seconds (default ${LOCAL_IDLE_TIMEOUT_S})
@@ -96,6 +98,7 @@ async function main(): Promise<number> {
     },
     modelCheckpoint: settings.MODEL_CHECKPOINT,
     modelUri: process.env.MODEL_URI || undefined,
+    weights: parseWeights(settings.WEIGHTS),
     localApiKey: settings.LOCAL_API_KEY,
     idleTimeoutS: idleTimeout(process.env.IDLE_TIMEOUT_S || LOCAL_IDLE_TIMEOUT_S),
     log,

@@ -154,6 +154,10 @@ export const LOCAL_STACK_SETTINGS = {
     doc: 'A Hugging Face checkpoint folder to convert and serve; unset serves the demo model (random weights: gibberish).',
     optional: true,
   },
+  WEIGHTS: {
+    doc: 'Form of the weights when `npm start` converts a model (MODEL_CHECKPOINT or the demo model): float32 (unset), or int8 / int4 (linear layers block-quantized in blocks of 32: smaller and faster on the CPU). A converted model (MODEL_URI) keeps its own form.',
+    optional: true,
+  },
   TOKENIZER_MODEL: {
     doc: 'The nerdstash v1 tokenizer.model; unset uses ../shared/fixtures/tokenizer/novelai.model, else downloads it (`fetch tokenizer`).',
     optional: true,

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { writeRandomCheckpoint } from '../../../gpu-function/src/checkpoint/random.ts';
 import { convertCheckpoint } from '../../../gpu-function/src/convert/convert.ts';
+import type { QuantizedDtype } from '../../../gpu-function/src/model/quantized-linear.ts';
 
 export const DEMO_MODEL = {
   config: { hidden_size: 256, num_hidden_layers: 2, num_attention_heads: 2 },
@@ -14,8 +15,14 @@ export const DEMO_MODEL = {
 export const DEMO_LABEL =
   'demo model: the real architecture and vocabulary with random weights (hidden 256, 2 layers); it produces gibberish';
 
-/** Writes the demo checkpoint and converts it; returns the converted folder (under `workDir`). */
-export async function buildDemoModel(workDir: string): Promise<{ dir: string; parameters: number }> {
+/**
+ * Writes the demo checkpoint and converts it (float32, or with int8/int4 linear layers);
+ * returns the converted folder (under `workDir`).
+ */
+export async function buildDemoModel(
+  workDir: string,
+  quantize?: QuantizedDtype,
+): Promise<{ dir: string; parameters: number }> {
   const checkpoint = await writeRandomCheckpoint({
     dir: path.join(workDir, 'checkpoint'),
     config: { ...DEMO_MODEL.config },
@@ -23,6 +30,11 @@ export async function buildDemoModel(workDir: string): Promise<{ dir: string; pa
     dtype: 'F32',
   });
   const outDir = path.join(workDir, 'model');
-  await convertCheckpoint({ checkpointDir: checkpoint.dir, outDir, dtype: 'float32' });
+  await convertCheckpoint({
+    checkpointDir: checkpoint.dir,
+    outDir,
+    dtype: 'float32',
+    ...(quantize ? { quantize: { dtype: quantize } } : {}),
+  });
   return { dir: outDir, parameters: checkpoint.parameters };
 }

@@ -8,6 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { convertCheckpoint } from '../../../gpu-function/src/convert/convert.ts';
+import { DEFAULT_BLOCK_SIZE } from '../../../gpu-function/src/convert/quantize.ts';
 import { objectKey, type S3Location } from '../../../gpu-function/src/weights/s3-uri.ts';
 import { uploadModel } from '../../../gpu-function/src/weights/upload-model.ts';
 import { createProgress } from '../progress.ts';
@@ -26,6 +27,19 @@ export interface ServedModel {
   /** Already in the bucket from an earlier run. */
   reused: boolean;
 }
+
+/** WEIGHTS: the form a model converted here takes. */
+export type WeightsForm = 'float32' | 'int8' | 'int4';
+
+/** Checks the WEIGHTS setting (unset: undefined, which converts to float32). */
+export function parseWeights(text: string | undefined): WeightsForm | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'float32' || text === 'int8' || text === 'int4') return text;
+  throw new Error(`WEIGHTS must be float32, int8 or int4 (got '${text}')`);
+}
+
+const describeForm = (weights: WeightsForm) =>
+  weights === 'float32' ? 'float32' : `${weights}, blocks of ${DEFAULT_BLOCK_SIZE}`;
 
 /** The code that turns a checkpoint into the served folder; a change in it rebuilds the model. */
 const BUILDER_DIRS = ['gpu-function/src/model', 'gpu-function/src/convert', 'gpu-function/src/checkpoint'];
@@ -49,9 +63,11 @@ function checkpointFingerprint(hash: ReturnType<typeof createHash>, dir: string)
   }
 }
 
-function prefixFor(checkpoint: string | undefined): string {
+export function prefixFor(checkpoint: string | undefined, weights: WeightsForm): string {
   const hash = createHash('sha256');
   builderFingerprint(hash);
+  // float32 adds nothing: WEIGHTS unset and WEIGHTS=float32 name the same model.
+  if (weights !== 'float32') hash.update(`weights:${weights}\0`);
   if (checkpoint) checkpointFingerprint(hash, checkpoint);
   else hash.update(JSON.stringify(DEMO_MODEL));
   const tag = hash.digest('hex').slice(0, 12);
@@ -81,6 +97,8 @@ export async function seedModel(o: {
   bucket: string;
   /** A Hugging Face checkpoint folder; undefined serves the demo model. */
   checkpoint: string | undefined;
+  /** The form of the converted weights. */
+  weights: WeightsForm;
   /** Scratch space for the conversion; removed afterwards. */
   workDir: string;
   /** The GPU function's MODEL_CACHE_DIR (older demo models are removed from it). */
@@ -92,12 +110,13 @@ export async function seedModel(o: {
   if (checkpoint && !statSync(path.join(checkpoint, 'config.json'), { throwIfNoEntry: false })) {
     throw new Error(`MODEL_CHECKPOINT=${checkpoint} is not a checkpoint folder: it has no config.json`);
   }
-  const location = { bucket: o.bucket, prefix: prefixFor(checkpoint) };
+  const location = { bucket: o.bucket, prefix: prefixFor(checkpoint, o.weights) };
+  const form = o.weights === 'float32' ? '' : ` (${describeForm(o.weights)})`;
   const uri = `s3://${location.bucket}/${location.prefix}`;
   const served = (reused: boolean): ServedModel =>
     checkpoint
-      ? { kind: 'checkpoint', label: `checkpoint ${checkpoint}`, uri, reused }
-      : { kind: 'demo', label: DEMO_LABEL, uri, reused };
+      ? { kind: 'checkpoint', label: `checkpoint ${checkpoint}${form}`, uri, reused }
+      : { kind: 'demo', label: `${DEMO_LABEL}${form}`, uri, reused };
 
   if (await inBucket(o.client, location)) {
     log.line('model', `already in the bucket: ${uri}`);
@@ -109,7 +128,10 @@ export async function seedModel(o: {
     let modelDir: string;
     const t0 = performance.now();
     if (checkpoint) {
-      log.line('model', `converting ${checkpoint} (float32, for the CPU); a 7B model takes a while`);
+      log.line(
+        'model',
+        `converting ${checkpoint} (${describeForm(o.weights)}, for the CPU); a 7B model takes a while`,
+      );
       modelDir = path.join(work, 'model');
       const bar = log.interactive ? createProgress('[model] convert', { unit: 'bytes' }) : null;
       let last = 0;
@@ -117,6 +139,7 @@ export async function seedModel(o: {
         checkpointDir: checkpoint,
         outDir: modelDir,
         dtype: 'float32',
+        ...(o.weights === 'float32' ? {} : { quantize: { dtype: o.weights } }),
         onProgress: (p) => {
           if (p.stage !== 'weights' || !bar) return;
           bar.setTotal(p.total);
@@ -127,7 +150,7 @@ export async function seedModel(o: {
       bar?.done('converted');
     } else {
       log.line('model', 'making the demo model (random weights, first run only)');
-      const demo = await buildDemoModel(work);
+      const demo = await buildDemoModel(work, o.weights === 'float32' ? undefined : o.weights);
       modelDir = demo.dir;
       log.line('model', `${(demo.parameters / 1e6).toFixed(1)}M parameters`);
     }

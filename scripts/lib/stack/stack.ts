@@ -16,7 +16,7 @@ import { describeExit } from './managed-process.ts';
 import { claimPort, LOOPBACK } from './ports.ts';
 import { BUCKET, type LocalS3, S3_CREDENTIALS, S3_REGION, startS3Server } from './s3-server.ts';
 import { ensureDevVars, localApiKey } from './secrets.ts';
-import { type ServedModel, seedModel } from './seed-model.ts';
+import { type ServedModel, seedModel, type WeightsForm } from './seed-model.ts';
 import { GpuSupervisor } from './supervisor.ts';
 import { prepareTokenizer } from './tokenizer.ts';
 import { startEdge } from './wrangler-dev.ts';
@@ -31,6 +31,8 @@ export interface StackOptions {
   modelCheckpoint?: string | undefined;
   /** A converted model to serve as it is (s3://models/PREFIX or a folder); excludes modelCheckpoint. */
   modelUri?: string | undefined;
+  /** The form a model converted here takes (WEIGHTS; unset: float32); not with modelUri. */
+  weights?: WeightsForm | undefined;
   /** Fixes the local API key (LOCAL_API_KEY). */
   localApiKey?: string | undefined;
   /** The GPU function exits after this many idle seconds. */
@@ -80,6 +82,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         'set MODEL_CHECKPOINT (a checkpoint to convert) or MODEL_URI (a converted model), not both',
       );
     }
+    if (o.modelUri && o.weights) {
+      throw new Error(
+        'WEIGHTS applies to a model npm start converts (MODEL_CHECKPOINT or the demo model); ' +
+          'a converted model (MODEL_URI) keeps the form its manifest records',
+      );
+    }
     await prepareTokenizer(env, log);
     const { secrets, added } = ensureDevVars(o.secretsFile);
     if (added.length > 0) log.line('stack', `wrote ${added.join(' and ')} to ${o.secretsFile}`);
@@ -120,6 +128,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
             client,
             bucket: BUCKET,
             checkpoint: o.modelCheckpoint,
+            weights: o.weights ?? 'float32',
             workDir: path.join(dataDir, 'stack'),
             cacheRoot: path.join(dataDir, 'gpu-cache'),
             log,
