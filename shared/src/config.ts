@@ -55,7 +55,7 @@ export const GPU_FUNCTION_SETTINGS = {
   HOST: { doc: 'Interface the HTTP server binds to.', default: '0.0.0.0' },
   PORT: { doc: 'HTTP port.', default: '8788' },
   GPU_HMAC_SECRET: {
-    doc: 'Shared secret that signs every request from the edge; without it /v1/generate answers 503.',
+    doc: 'Shared secret (at least 32 bytes) that signs every request from the edge; without it /v1/generate, /readyz and /metrics answer 503.',
     optional: true,
     secret: true,
   },
@@ -121,7 +121,15 @@ export const GPU_FUNCTION_SETTINGS = {
 /** Settings of the edge worker (wrangler vars and secrets). */
 export const EDGE_SETTINGS = {
   GPU_FUNCTION_URL: { doc: 'Base URL of the GPU function.', default: 'http://127.0.0.1:8788' },
-  GPU_HMAC_SECRET: { doc: 'Signs every request from the edge to the GPU function.', secret: true },
+  GPU_HMAC_SECRET: {
+    doc: 'Signs every request from the edge to the GPU function (at least 32 bytes, the same on both sides).',
+    secret: true,
+  },
+  GPU_INVOKER_KEY: {
+    doc: 'JSON key of the Google service account allowed to invoke the GPU function (Cloud Run invoker IAM); the edge mints and caches ID tokens from it. Unset: no token is sent (the local stack).',
+    optional: true,
+    secret: true,
+  },
   ADMIN_TOKEN: {
     doc: 'Bearer token of the admin API (`/admin/keys`); unset disables the admin API.',
     optional: true,
