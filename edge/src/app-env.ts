@@ -1,8 +1,11 @@
 import type { Env } from './env.ts';
 import type { KeyRecord } from './keys/store.ts';
 
-/** Hono's view of the worker: its bindings, and the API key once a request is authenticated. */
+/**
+ * Hono's view of the worker: its bindings, the API key once a request is authenticated, and the
+ * x-ratelimit-* headers once the limiter answered (every response of the key carries them).
+ */
 export interface AppEnv {
   Bindings: Env;
-  Variables: { apiKey: KeyRecord };
+  Variables: { apiKey: KeyRecord; rateHeaders: Record<string, string> };
 }

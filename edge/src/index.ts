@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { ApiError, toApiError } from '../../shared/src/errors.ts';
 import type { AppEnv } from './app-env.ts';
-import { requireApiKey } from './keys/auth.ts';
+import { countAgainstLimits, requireApiKey } from './keys/auth.ts';
 import { admin } from './routes/admin.ts';
 import { completions } from './routes/completions.ts';
 import { models } from './routes/models.ts';
@@ -13,11 +13,14 @@ const app = new Hono<AppEnv>();
 
 app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
-// A completion may find its key among the isolate's recent ones: its limiter reservation
-// refuses a revoked key anyway (keys/recent-keys.ts). Every other route reads KV. The completion
-// handler answers without calling next, so the '/v1/*' middleware below does not run for it.
-app.post('/v1/completions', requireApiKey({ recent: true }), completions);
-app.use('/v1/*', requireApiKey());
+// Every /v1 route asks the key's limiter object before it does any work: completions admit and
+// reserve (routes/completions.ts), the others count against the request limit. That is also why
+// a key may come from the isolate's recent ones (keys/recent-keys.ts).
+app.use('/v1/*', requireApiKey);
+app.post('/v1/completions', completions);
+app.use('/v1/models/*', countAgainstLimits); // also matches /v1/models itself
+app.use('/v1/tokenize', countAgainstLimits);
+app.use('/v1/detokenize', countAgainstLimits);
 app.route('/v1/models', models);
 app.route('/v1', tokenize);
 

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from './env.ts';
 import { Ledger } from './limits/ledger.ts';
-import type { KeyConfig, RateState, ReserveResult, UsageReport } from './limits/types.ts';
+import type { KeyConfig, RateState, ReserveResult, TakeResult, UsageReport } from './limits/types.ts';
 
 /**
  * Per-key limits and quotas, one object per API key, SQLite-backed. The object runs one call at
@@ -19,6 +19,23 @@ export class KeyLimiter extends DurableObject<Env> {
   /** Reserves one request and `tokens` tokens, or says which limit refuses them. */
   reserve(fallback: KeyConfig, tokens: number): ReserveResult {
     return this.ctx.storage.transactionSync(() => this.ledger.reserve(fallback, tokens, Date.now()));
+  }
+
+  /** Counts one request before its size is known (see Ledger.admit). */
+  admit(fallback: KeyConfig): ReserveResult {
+    return this.ctx.storage.transactionSync(() => this.ledger.admit(fallback, Date.now()));
+  }
+
+  /** Reserves the tokens of an admitted request. */
+  take(fallback: KeyConfig, reservationId: number, tokens: number): TakeResult {
+    return this.ctx.storage.transactionSync(() =>
+      this.ledger.take(fallback, reservationId, tokens, Date.now()),
+    );
+  }
+
+  /** Counts one request that costs no tokens. */
+  count(fallback: KeyConfig): ReserveResult {
+    return this.ctx.storage.transactionSync(() => this.ledger.count(fallback, Date.now()));
   }
 
   settle(reservationId: number, usedTokens: number): boolean {

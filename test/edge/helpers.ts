@@ -41,13 +41,20 @@ export async function call(request: Request, options: CallOptions = {}): Promise
   return res;
 }
 
-export function admin(method: string, path: string, body?: unknown, token = ADMIN_TOKEN): Promise<Response> {
+export function admin(
+  method: string,
+  path: string,
+  body?: unknown,
+  token = ADMIN_TOKEN,
+  options: CallOptions & { headers?: Record<string, string> } = {},
+): Promise<Response> {
   return call(
     new Request(`${ORIGIN}/admin${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...options.headers },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     }),
+    options,
   );
 }
 
@@ -133,9 +140,58 @@ export interface BackendLogEntry {
   status: number;
   tokensSent: number;
   outcome: string;
+  temperature?: number;
 }
 
 export async function backendLog(tag: string): Promise<BackendLogEntry[]> {
   const res = await fetch(`${BACKEND_URL}/log`);
   return ((await res.json()) as BackendLogEntry[]).filter((e) => e.tag === tag);
+}
+
+/**
+ * The API_KEYS namespace as a data centre with a warm KV cache sees it: a key read once keeps
+ * answering that value (KV caches reads for up to a minute), while writes go through.
+ */
+export function staleKv(real: KVNamespace): KVNamespace {
+  const cached = new Map<string, unknown>();
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'get') {
+        return async (key: string, type?: unknown) => {
+          const id = `${key}\n${String(type)}`;
+          if (!cached.has(id)) cached.set(id, await target.get(key, type as 'text'));
+          return cached.get(id);
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+/** The real namespace, counting reads and failing the writes `failPut` picks. */
+export function observedKv(
+  real: KVNamespace,
+  failPut: (key: string) => boolean = () => false,
+): { kv: KVNamespace; reads: string[] } {
+  const reads: string[] = [];
+  const kv = new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'get') {
+        return (key: string, type?: unknown) => {
+          reads.push(key);
+          return target.get(key, type as 'text');
+        };
+      }
+      if (prop === 'put') {
+        return (key: string, ...rest: unknown[]) => {
+          if (failPut(key)) return Promise.reject(new Error(`KV put of ${key} failed (test)`));
+          return (target.put as (...a: unknown[]) => Promise<void>)(key, ...rest);
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  return { kv, reads };
 }

@@ -166,3 +166,57 @@ describe('durability', () => {
     expect(after.state.remainingTokens).toBe(80);
   });
 });
+
+describe('two-step admission (admit before the body, take once its size is known)', () => {
+  it('admits a request without tokens, then takes them; a refused take still counts the request', async () => {
+    await withLedger(freshLimiter(), (ledger) => {
+      const c = config({ requests_per_minute: 10, tokens_per_minute: 100 });
+      const a = ledger.admit(c, T0);
+      if (!a.ok) throw new Error('refused');
+      expect(a.state).toMatchObject({ remainingRequests: 9, remainingTokens: 100 });
+      expect(ledger.take(c, a.reservationId, 60, T0)).toMatchObject({
+        ok: true,
+        state: { remainingTokens: 40 },
+      });
+
+      const b = ledger.admit(c, T0 + 1);
+      if (!b.ok) throw new Error('refused');
+      expect(ledger.take(c, b.reservationId, 101, T0 + 1)).toMatchObject({
+        ok: false,
+        refusal: 'request_too_large',
+      });
+      const d = ledger.admit(c, T0 + 2);
+      if (!d.ok) throw new Error('refused');
+      expect(ledger.take(c, d.reservationId, 50, T0 + 2)).toMatchObject({
+        ok: false,
+        refusal: 'tokens_per_minute',
+        retryAfterMs: WINDOW_MS - 2,
+      });
+      // Three requests counted, only the first holds tokens; the refused ones are settled.
+      expect(ledger.usage(c, T0 + 3)).toMatchObject({
+        state: { remainingRequests: 7, remainingTokens: 40 },
+        open_reservations: 1,
+      });
+      expect(() => ledger.take(c, d.reservationId, 1, T0 + 3)).toThrow(/not an open admission/);
+    });
+  });
+
+  it('refuses at admission what no size can change: a disabled key, a full window, a spent budget', async () => {
+    await withLedger(freshLimiter(), (ledger) => {
+      expect(ledger.admit(config({}, true), T0)).toMatchObject({ ok: false, refusal: 'disabled' });
+      const c = config({ requests_per_minute: 100, tokens_per_minute: 100, tokens_per_day: 30 });
+      const a = ledger.admit(c, T0);
+      if (!a.ok) throw new Error('refused');
+      ledger.take(c, a.reservationId, 30, T0);
+      expect(ledger.admit(c, T0 + 1)).toMatchObject({ ok: false, refusal: 'tokens_per_day' });
+    });
+    // Requests that cost nothing are counted too, and settled at once.
+    await withLedger(freshLimiter(), (ledger) => {
+      const one = config({ requests_per_minute: 2 });
+      expect(ledger.count(one, T0).ok).toBe(true);
+      expect(ledger.count(one, T0 + 1).ok).toBe(true);
+      expect(ledger.count(one, T0 + 2)).toMatchObject({ ok: false, refusal: 'requests_per_minute' });
+      expect(ledger.usage(one, T0 + 3).open_reservations).toBe(0);
+    });
+  });
+});

@@ -4,7 +4,7 @@ import { api, type CreatedKey, createKey, MODEL_ID, TOKENIZER_READY, usageOf } f
 let key: CreatedKey;
 beforeAll(async () => {
   if (!TOKENIZER_READY) return;
-  key = await createKey({ requests_per_minute: 10 });
+  key = await createKey({ requests_per_minute: 100 });
 });
 
 describe.skipIf(!TOKENIZER_READY)('models, tokenize and detokenize', () => {
@@ -53,11 +53,27 @@ describe.skipIf(!TOKENIZER_READY)('models, tokenize and detokenize', () => {
     expect((await api(key.key, '/v1/tokenize', { model: 'other', prompt: 'a' })).status).toBe(404);
   });
 
-  it('carries the rate-limit headers but spends nothing', async () => {
-    const res = await api(key.key, '/v1/tokenize', { prompt: 'abc' });
-    expect(res.headers.get('x-ratelimit-limit-requests')).toBe('10');
-    expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('10');
-    expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe('100000');
-    expect((await usageOf(key.id)).tokens_today).toBe(0);
+  it('counts against the request limit (with its headers) but spends no tokens', async () => {
+    const own = await createKey({ requests_per_minute: 3 });
+    const paths: [string, unknown][] = [
+      ['/v1/tokenize', { prompt: 'abc' }],
+      ['/v1/detokenize', { tokens: [300] }],
+      ['/v1/models', undefined],
+    ];
+    for (const [i, [path, body]] of paths.entries()) {
+      const res = await api(own.key, path, body);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe('3');
+      expect(res.headers.get('x-ratelimit-remaining-requests')).toBe(String(2 - i));
+      expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe('100000');
+    }
+    for (const [path, body] of paths) {
+      const refused = await api(own.key, path, body);
+      expect(refused.status, path).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    const usage = await usageOf(own.id);
+    expect(usage.tokens_today).toBe(0);
+    expect(usage.open_reservations).toBe(0); // counted and settled at once
   });
 });

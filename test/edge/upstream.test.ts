@@ -135,11 +135,14 @@ describe.skipIf(!TOKENIZER_READY)('backend failures', () => {
     expect(usage.tokens_today).toBe(promptTokens + 3);
   });
 
-  it('fails a non-streaming request whose generation breaks, charging nothing', async () => {
-    const own = await createKey();
-    const res = await complete(own.key, { prompt: PROMPT, max_tokens: 20 }, { backend: scenario('fail=3') });
-    expect(res.status).toBe(502);
-    expect((await settledUsageOf(own.id)).tokens_today).toBe(0);
+  it('fails a non-streaming request whose generation breaks, charging what was produced', async () => {
+    // The GPU did the work for the tokens before the failure: they are charged, as in a stream.
+    for (const broken of ['fail=3', 'drop=3']) {
+      const own = await createKey();
+      const res = await complete(own.key, { prompt: PROMPT, max_tokens: 20 }, { backend: scenario(broken) });
+      expect(res.status, broken).toBe(502);
+      expect((await settledUsageOf(own.id)).tokens_today, broken).toBe(promptTokens + 3);
+    }
   });
 
   it('reports a connection cut in the middle of the stream', async () => {

@@ -1,7 +1,19 @@
 // Bad input: every case is a 400 (or 404 for an unknown model) naming the parameter, and none
-// of them costs the key anything.
+// of them costs the key any tokens.
+import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type CreatedKey, call, createKey, MODEL_ID, ORIGIN, TOKENIZER_READY, usageOf } from './helpers.ts';
+import {
+  backendLog,
+  type CreatedKey,
+  call,
+  createKey,
+  MODEL_ID,
+  ORIGIN,
+  observedKv,
+  scenario,
+  settledUsageOf,
+  TOKENIZER_READY,
+} from './helpers.ts';
 
 let key: CreatedKey;
 beforeAll(async () => {
@@ -189,7 +201,7 @@ describe.skipIf(!TOKENIZER_READY)('request validation', () => {
     expect(await res.json()).toMatchObject({ error: { param: 'model', code: 'model_not_found' } });
   });
 
-  it('charged nothing for any of it', async () => {
+  it('charged no tokens for any of it (each request counts)', async () => {
     const fresh = await createKey({ requests_per_minute: 500 });
     const before = key;
     key = fresh;
@@ -201,8 +213,105 @@ describe.skipIf(!TOKENIZER_READY)('request validation', () => {
       'max_tokens',
     );
     key = before;
-    const usage = await usageOf(fresh.id);
+    const usage = await settledUsageOf(fresh.id);
     expect(usage.tokens_today).toBe(0);
-    expect(usage.state.remainingRequests).toBe(500);
+    // The limiter is asked before a body is read, so malformed requests count as requests.
+    expect(usage.state.remainingRequests).toBe(497);
+  });
+});
+
+describe.skipIf(!TOKENIZER_READY)('hostile input', () => {
+  const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+  it('answers huge and deeply nested values with a 400 whose message stays short', async () => {
+    const bodies = [
+      // 30,000 levels of nesting (60 kB) where a number, a model or a token id belongs.
+      `{"model":"${MODEL_ID}","prompt":"a","max_tokens":${deep(30_000)}}`,
+      `{"model":${deep(30_000)},"prompt":"a"}`,
+      `{"model":"${MODEL_ID}","prompt":[1,${deep(30_000)}]}`,
+      JSON.stringify({ ...valid, temperature: 'x'.repeat(60_000) }),
+      JSON.stringify({ ...valid, model: 'm'.repeat(60_000) }),
+      JSON.stringify({ ...valid, [`p${'q'.repeat(60_000)}`]: 1 }),
+      JSON.stringify({ ...valid, stream: true, stream_options: { ['o'.repeat(60_000)]: true } }),
+      JSON.stringify({ ...valid, prompt: [1, 'x'.repeat(60_000)] }),
+    ];
+    for (const body of bodies) {
+      const res = await post(body);
+      const text = await res.text();
+      expect(res.status, text.slice(0, 200)).toBeLessThan(500);
+      expect([400, 404]).toContain(res.status);
+      expect(text.length, text.slice(0, 200)).toBeLessThan(600);
+    }
+  });
+
+  it('never lets a value it describes throw (a nesting deeper than any stack)', async () => {
+    const { parseCompletionParams } = await import('../../edge/src/completions/params.ts');
+    const { preview } = await import('../../edge/src/http/fields.ts');
+    let nested: unknown = [];
+    for (let i = 0; i < 1_000_000; i++) nested = [nested];
+    expect(preview(nested)).toBe('an array of 1 item');
+    for (const field of ['max_tokens', 'model', 'temperature', 'seed']) {
+      const attempt = () => parseCompletionParams({ model: MODEL_ID, prompt: 'a', [field]: nested });
+      expect(attempt).toThrow(expect.objectContaining({ status: expect.any(Number) }));
+    }
+    expect(() => parseCompletionParams({ model: MODEL_ID, prompt: [1, nested] })).toThrow(
+      expect.objectContaining({ status: 400, param: 'prompt' }),
+    );
+  });
+
+  it('caps the length of each stop sequence', async () => {
+    await expectError(
+      await post(JSON.stringify({ ...valid, stop: ['ok', 's'.repeat(257)] })),
+      400,
+      'stop',
+      /256/,
+    );
+    const res = await post(JSON.stringify({ ...valid, stop: ['s'.repeat(256)] }));
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  });
+
+  it('sends a temperature too small to sample with as 0 (greedy) instead of NaN-prone 1e-40', async () => {
+    const tag = `tiny-t-${Date.now()}`;
+    for (const [temperature, sent] of [
+      [1e-40, 0],
+      [5e-6, 0],
+      [1e-5, 1e-5],
+      [0.7, 0.7],
+    ] as const) {
+      const res = await call(
+        new Request(`${ORIGIN}/v1/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ ...valid, temperature }),
+        }),
+        { backend: scenario(`tag=${tag}-${temperature}`) },
+      );
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      expect((await backendLog(`${tag}-${temperature}`))[0]?.temperature, String(temperature)).toBe(sent);
+    }
+  });
+});
+
+describe('API keys of the wrong shape', () => {
+  it('are refused before any KV read', async () => {
+    const observed = observedKv(env.API_KEYS);
+    for (const key of [
+      'sk-jslm-short',
+      `sk-jslm-${'x'.repeat(129)}`,
+      `sk-jslm-${'+'.repeat(40)}`,
+      `sk-other-${'x'.repeat(40)}`,
+      `sk-jslm-${'x'.repeat(20)}.${'y'.repeat(20)}`,
+    ]) {
+      const res = await call(
+        new Request(`${ORIGIN}/v1/models`, { headers: { authorization: `Bearer ${key}` } }),
+        {
+          env: { API_KEYS: observed.kv },
+        },
+      );
+      expect(res.status, key).toBe(401);
+    }
+    expect(observed.reads).toEqual([]);
   });
 });

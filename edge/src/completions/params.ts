@@ -7,8 +7,10 @@ import {
   isPlainObject,
   optionalBoolean,
   optionalNumber,
+  preview,
   rejectUnknown,
   requireObject,
+  shortName,
   wellFormedString,
 } from '../http/fields.ts';
 import { type Prompt, parsePrompt } from './prompt.ts';
@@ -29,7 +31,14 @@ export interface CompletionParams {
 
 export const DEFAULT_MAX_TOKENS = 16;
 const MAX_STOP_SEQUENCES = 4;
+/** Stop matching keeps up to a stop's length of text back and compares it per piece: keep it short. */
+export const MAX_STOP_LENGTH = 256;
 const MAX_USER_LENGTH = 256;
+/**
+ * Temperatures this small sample the argmax anyway, and below about 1e-37 the logits divided by
+ * them overflow float32 (NaN in the sampler): they are sent as 0, greedy.
+ */
+export const MIN_TEMPERATURE = 1e-5;
 
 const SUPPORTED = [
   'model',
@@ -76,9 +85,14 @@ function parseStop(v: unknown): string[] {
   return list.map((s) => {
     const stop = wellFormedString(s, 'stop');
     if (stop === '') throw badRequest("'stop' sequences must not be empty.", 'stop');
+    if (stop.length > MAX_STOP_LENGTH) {
+      throw badRequest(`'stop' sequences may be at most ${MAX_STOP_LENGTH} characters long.`, 'stop');
+    }
     return stop;
   });
 }
+
+const greedyIfTiny = (t: number) => (t < MIN_TEMPERATURE ? 0 : t);
 
 export function parseCompletionParams(raw: unknown): CompletionParams {
   const body = requireObject(raw);
@@ -95,7 +109,7 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     throw new ApiError(
       404,
       'invalid_request_error',
-      `The model '${String(body.model)}' does not exist; this API serves '${MODEL_ID}'.`,
+      `The model ${preview(body.model)} does not exist; this API serves '${MODEL_ID}'.`,
       { param: 'model', code: 'model_not_found' },
     );
   }
@@ -115,7 +129,10 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     if (!isPlainObject(options)) throw badRequest("'stream_options' must be an object.", 'stream_options');
     for (const key of Object.keys(options)) {
       if (key !== 'include_usage') {
-        throw badRequest(`Unrecognized argument in 'stream_options': ${key}`, `stream_options.${key}`);
+        throw badRequest(
+          `Unrecognized argument in 'stream_options': ${shortName(key)}`,
+          `stream_options.${shortName(key)}`,
+        );
       }
     }
     includeUsage = optionalBoolean(options, 'include_usage', false);
@@ -129,7 +146,7 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
       max: CONTEXT_LENGTH,
       integer: true,
     }),
-    temperature: optionalNumber(body, 'temperature', { fallback: 1, min: 0, max: 2 }),
+    temperature: greedyIfTiny(optionalNumber(body, 'temperature', { fallback: 1, min: 0, max: 2 })),
     topP: optionalNumber(body, 'top_p', { fallback: 1, min: 0, max: 1, exclusiveMin: true }),
     topK: optionalNumber(body, 'top_k', { fallback: 0, min: 0, max: VOCAB_SIZE, integer: true }),
     repetitionPenalty: optionalNumber(body, 'repetition_penalty', {

@@ -1,6 +1,6 @@
 import { badRequest } from '../../../shared/src/errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
-import { wellFormedString } from '../http/fields.ts';
+import { preview, wellFormedString } from '../http/fields.ts';
 
 /** One prompt: text to tokenize, or token ids as given. */
 export type Prompt = { text: string } | { ids: number[] };
@@ -17,7 +17,7 @@ function tokenIds(v: unknown[], param: string): number[] {
   for (const id of v) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= VOCAB_SIZE) {
       throw badRequest(
-        `'${param}' must be a string or an array of token ids (integers in [0, ${VOCAB_SIZE})); got ${JSON.stringify(id)}.`,
+        `'${param}' must be a string or an array of token ids (integers in [0, ${VOCAB_SIZE})); got ${preview(id)}.`,
         param,
       );
     }

@@ -2,6 +2,20 @@
 
 import { badRequest } from '../../../shared/src/errors.ts';
 
+/**
+ * A short description of a value for an error message, never the value itself: a client's
+ * value may be megabytes long or nested past any stack, and the message is echoed and logged.
+ */
+export function preview(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? '' : 's'}`;
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+/** A client-chosen name (a parameter, a key) shortened for a message. */
+export const shortName = (name: string) => (name.length > 64 ? `${name.slice(0, 64)}…` : name);
+
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -37,7 +51,7 @@ export function optionalNumber(
   const v = body[param];
   if (v === undefined || v === null) return range.fallback;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw badRequest(`'${param}' must be a finite number; got ${JSON.stringify(v) ?? String(v)}.`, param);
+    throw badRequest(`'${param}' must be a finite number; got ${preview(v)}.`, param);
   }
   if (range.integer && !Number.isInteger(v))
     throw badRequest(`'${param}' must be an integer; got ${v}.`, param);
@@ -52,6 +66,8 @@ export function optionalNumber(
 /** Rejects any key not in `known`, the way OpenAI words it. */
 export function rejectUnknown(body: Record<string, unknown>, known: ReadonlySet<string>): void {
   for (const key of Object.keys(body)) {
-    if (!known.has(key)) throw badRequest(`Unrecognized request argument supplied: ${key}`, key);
+    if (!known.has(key)) {
+      throw badRequest(`Unrecognized request argument supplied: ${shortName(key)}`, shortName(key));
+    }
   }
 }

@@ -1,8 +1,11 @@
 // API keys: random secrets shown once; only their SHA-256 hashes are stored.
 
 const KEY_PREFIX = 'sk-jslm-';
-/** Generous bound so a huge header is never hashed. */
-const MAX_KEY_LENGTH = 200;
+/**
+ * Every key there can be: made ones (43 base64url characters) and chosen ones (32 to 128). A
+ * bearer token of any other shape is refused before it is hashed or looked up.
+ */
+export const API_KEY_FORMAT = /^sk-jslm-[A-Za-z0-9_-]{32,128}$/;
 
 function base64url(bytes: Uint8Array): string {
   let binary = '';
@@ -29,7 +32,7 @@ export function keyHint(key: string): string {
 }
 
 export function plausibleApiKey(key: string): boolean {
-  return key.length > KEY_PREFIX.length && key.length <= MAX_KEY_LENGTH;
+  return API_KEY_FORMAT.test(key);
 }
 
 export async function sha256Hex(text: string): Promise<string> {

@@ -1,7 +1,7 @@
-// Key records this isolate found in KV lately, by key hash. Only the completion route uses them,
-// because its limiter object re-checks the key on every request: revoking writes `disabled` to
-// that object at once, so a revoked key is refused on its next completion even from here.
-// Only enabled records are kept, so enabling a key again always reads KV.
+// Key records this isolate found in KV lately, by key hash. Every /v1 route asks the key's
+// limiter object (completions to reserve, the others to count the request), and that object
+// holds the key's record: revoking changes it at once, so a revoked key is refused on its next
+// request even from here. Only enabled records are kept, so enabling a key again reads KV.
 
 import type { KeyRecord } from './store.ts';
 

@@ -5,8 +5,20 @@
 // (prompt + max_tokens) and is settled to the real usage when the request ends, giving back
 // the rest. Daily and monthly quotas are running totals per UTC period, adjusted the same way.
 // Every method runs synchronously, so one call is one atomic step of the object.
+//
+// A completion is admitted in two steps: `admit` before its body is read (the request counts,
+// a revoked key or a spent budget is refused at once, no tokens yet), then `take` once its
+// size is known. `count` is `admit` for routes that cost no tokens. `reserve` does both at once.
 
-import type { KeyConfig, KeyLimits, RateState, ReserveResult, UsageReport } from './types.ts';
+import type {
+  KeyConfig,
+  KeyLimits,
+  RateState,
+  Refusal,
+  ReserveResult,
+  TakeResult,
+  UsageReport,
+} from './types.ts';
 
 export const WINDOW_MS = 60_000;
 /** A reservation never settled (the worker died) stays charged in full; its row goes after this. */
@@ -72,7 +84,7 @@ export class Ledger {
     const { limits, disabled } = this.storedConfig() ?? fallback;
     this.prune(now);
     const win = this.window(now);
-    const refuse = (refusal: Exclude<ReserveResult, { ok: true }>['refusal'], retryAfterMs: number | null) =>
+    const refuse = (refusal: Refusal, retryAfterMs: number | null) =>
       ({ ok: false, refusal, retryAfterMs, state: rateState(limits, win, now) }) as const;
 
     if (disabled) return refuse('disabled', null);
@@ -80,32 +92,10 @@ export class Ledger {
     if (win.count + 1 > limits.requests_per_minute) {
       return refuse('requests_per_minute', this.requestsRetryMs(win, limits, now));
     }
-    if (win.tokens + tokens > limits.tokens_per_minute) {
-      return refuse(
-        'tokens_per_minute',
-        this.tokensRetryMs(win.tokens + tokens - limits.tokens_per_minute, now),
-      );
-    }
-    const day = dayPeriod(now);
-    const month = monthPeriod(now);
-    if (this.periodTokens(day) + tokens > limits.tokens_per_day) {
-      return refuse('tokens_per_day', msUntilNextUtcDay(now));
-    }
-    if (this.periodTokens(month) + tokens > limits.tokens_per_month) {
-      return refuse('tokens_per_month', msUntilNextUtcMonth(now));
-    }
+    const tokenRefusal = this.tokenRefusal(limits, win, tokens, now);
+    if (tokenRefusal) return refuse(tokenRefusal.refusal, tokenRefusal.retryAfterMs);
 
-    const { id } = this.sql
-      .exec<{ id: number }>(
-        'INSERT INTO reservation (at_ms, tokens, day, month) VALUES (?, ?, ?, ?) RETURNING id',
-        now,
-        tokens,
-        day,
-        month,
-      )
-      .one();
-    this.addToPeriod(day, tokens, now);
-    this.addToPeriod(month, tokens, now);
+    const id = this.insertRow(now, tokens, false);
     const after: WindowTotals = {
       count: win.count + 1,
       tokens: win.tokens + tokens,
@@ -113,6 +103,120 @@ export class Ledger {
       lastTokensAt: tokens > 0 ? now : win.lastTokensAt,
     };
     return { ok: true, reservationId: id, state: rateState(limits, after, now) };
+  }
+
+  /**
+   * Counts one request of the key before anything about its size is known: refuses a disabled
+   * key, a full request window, and a token budget already spent (minute, day or month). The
+   * row holds no tokens until `take`.
+   */
+  admit(fallback: KeyConfig, now: number): ReserveResult {
+    return this.admitRow(fallback, now, false);
+  }
+
+  /** `admit` for a request that costs no tokens: counted, and settled at once. */
+  count(fallback: KeyConfig, now: number): ReserveResult {
+    return this.admitRow(fallback, now, true);
+  }
+
+  /**
+   * Reserves `tokens` for an admitted request. A refusal settles the row at 0 tokens: the
+   * request still counts towards requests per minute.
+   */
+  take(fallback: KeyConfig, reservationId: number, tokens: number, now: number): TakeResult {
+    const { limits } = this.storedConfig() ?? fallback;
+    const row = this.sql
+      .exec<{ tokens: number; settled: number }>(
+        'SELECT tokens, settled FROM reservation WHERE id = ?',
+        reservationId,
+      )
+      .toArray()[0];
+    if (!row || row.settled || row.tokens !== 0) {
+      throw new Error(`reservation ${reservationId} is not an open admission`);
+    }
+    const win = this.window(now);
+    const refusal =
+      tokens > limits.tokens_per_minute
+        ? { refusal: 'request_too_large' as const, retryAfterMs: null }
+        : this.tokenRefusal(limits, win, tokens, now);
+    if (refusal) {
+      this.sql.exec('UPDATE reservation SET settled = 1 WHERE id = ?', reservationId);
+      return { ok: false, ...refusal, state: rateState(limits, win, now) };
+    }
+    this.sql.exec('UPDATE reservation SET tokens = ? WHERE id = ?', tokens, reservationId);
+    this.addToPeriod(dayPeriod(now), tokens, now);
+    this.addToPeriod(monthPeriod(now), tokens, now);
+    const after: WindowTotals = {
+      ...win,
+      tokens: win.tokens + tokens,
+      lastTokensAt: tokens > 0 ? now : win.lastTokensAt,
+    };
+    return { ok: true, state: rateState(limits, after, now) };
+  }
+
+  private admitRow(fallback: KeyConfig, now: number, settled: boolean): ReserveResult {
+    const { limits, disabled } = this.storedConfig() ?? fallback;
+    this.prune(now);
+    const win = this.window(now);
+    const refuse = (refusal: Refusal, retryAfterMs: number | null) =>
+      ({ ok: false, refusal, retryAfterMs, state: rateState(limits, win, now) }) as const;
+    if (disabled) return refuse('disabled', null);
+    if (win.count + 1 > limits.requests_per_minute) {
+      return refuse('requests_per_minute', this.requestsRetryMs(win, limits, now));
+    }
+    if (!settled) {
+      // Nothing left to spend: refused before the request is read. (One token stands for "any".)
+      const spent = this.tokenRefusal(limits, win, 1, now);
+      if (spent) return refuse(spent.refusal, spent.retryAfterMs);
+    }
+    const id = this.insertRow(now, 0, settled);
+    return {
+      ok: true,
+      reservationId: id,
+      state: rateState(limits, { ...win, count: win.count + 1, lastAt: now }, now),
+    };
+  }
+
+  /** Which token limit `tokens` more would pass, with when it would fit; null when none. */
+  private tokenRefusal(
+    limits: KeyLimits,
+    win: WindowTotals,
+    tokens: number,
+    now: number,
+  ): { refusal: Refusal; retryAfterMs: number | null } | null {
+    if (win.tokens + tokens > limits.tokens_per_minute) {
+      return {
+        refusal: 'tokens_per_minute',
+        retryAfterMs: this.tokensRetryMs(win.tokens + tokens - limits.tokens_per_minute, now),
+      };
+    }
+    if (this.periodTokens(dayPeriod(now)) + tokens > limits.tokens_per_day) {
+      return { refusal: 'tokens_per_day', retryAfterMs: msUntilNextUtcDay(now) };
+    }
+    if (this.periodTokens(monthPeriod(now)) + tokens > limits.tokens_per_month) {
+      return { refusal: 'tokens_per_month', retryAfterMs: msUntilNextUtcMonth(now) };
+    }
+    return null;
+  }
+
+  private insertRow(now: number, tokens: number, settled: boolean): number {
+    const day = dayPeriod(now);
+    const month = monthPeriod(now);
+    const { id } = this.sql
+      .exec<{ id: number }>(
+        'INSERT INTO reservation (at_ms, tokens, settled, day, month) VALUES (?, ?, ?, ?, ?) RETURNING id',
+        now,
+        tokens,
+        settled ? 1 : 0,
+        day,
+        month,
+      )
+      .one();
+    if (tokens > 0) {
+      this.addToPeriod(day, tokens, now);
+      this.addToPeriod(month, tokens, now);
+    }
+    return id;
   }
 
   /** Replaces a reservation by the tokens really used (never more than reserved). Idempotent. */

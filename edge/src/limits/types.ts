@@ -39,6 +39,11 @@ export type ReserveResult =
   | { ok: true; reservationId: number; state: RateState }
   | { ok: false; refusal: Refusal; retryAfterMs: number | null; state: RateState };
 
+/** The answer to taking tokens for an admitted request (the reservation id is the admission's). */
+export type TakeResult =
+  | { ok: true; state: RateState }
+  | { ok: false; refusal: Refusal; retryAfterMs: number | null; state: RateState };
+
 /** Token usage of the current periods, for the admin API. */
 export interface UsageReport {
   state: RateState;

@@ -7,7 +7,7 @@ import type { AppEnv } from '../app-env.ts';
 import type { Env } from '../env.ts';
 import { optionalBoolean, rejectUnknown, requireObject, wellFormedString } from '../http/fields.ts';
 import { readJsonBody } from '../http/json-body.ts';
-import { keyHint, newApiKey, newKeyId, secretsEqual, sha256Hex } from '../keys/api-key.ts';
+import { API_KEY_FORMAT, keyHint, newApiKey, newKeyId, secretsEqual, sha256Hex } from '../keys/api-key.ts';
 import { findKeyByHash, findKeyById, type KeyRecord, listKeys, saveKey } from '../keys/store.ts';
 import { configOf, limiterOf } from '../limits/client.ts';
 import { parseLimits } from '../limits/parse.ts';
@@ -15,8 +15,6 @@ import { edgeSettings } from '../settings.ts';
 
 const MAX_NAME_LENGTH = 100;
 const ADMIN_BODY_BYTES = 16 * 1024;
-/** A caller-chosen key (e.g. the local stack's LOCAL_API_KEY) must be as hard to guess as a made one. */
-const CHOSEN_KEY = /^sk-jslm-[A-Za-z0-9_-]{32,128}$/;
 
 const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = edgeSettings(c.env).adminToken;
@@ -35,7 +33,8 @@ const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 const view = ({ hash: _, ...rest }: KeyRecord) => rest;
 
 function parseChosenKey(v: unknown): string {
-  if (typeof v !== 'string' || !CHOSEN_KEY.test(v)) {
+  // A caller-chosen key (e.g. the local stack's LOCAL_API_KEY) must be as hard to guess as a made one.
+  if (typeof v !== 'string' || !API_KEY_FORMAT.test(v)) {
     throw badRequest("'key' must be 'sk-jslm-' followed by 32 to 128 of A-Z a-z 0-9 _ -.", 'key');
   }
   return v;

@@ -12,6 +12,8 @@
 //   tag=NAME        only labels the request in the log
 // GET /log returns what each request did (tokens sent, how it ended), for cancellation checks.
 // POST /control/listen-later/MS answers the URL of a port that starts listening MS from now.
+// POST /control/prompt/ID/OPTS gives requests whose prompt starts with token ID the scenario OPTS
+// (for callers that cannot choose the URL, e.g. through the worker's own binding).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +27,8 @@ export interface LogEntry {
   status: number;
   tokensSent: number;
   outcome: 'done' | 'client_closed' | 'dropped' | 'refused' | 'stalled';
+  /** The sampling temperature the request asked for (once parsed). */
+  temperature?: number;
 }
 
 export interface WireBackend {
@@ -70,6 +74,8 @@ function sendError(
 }
 
 const coldSince = new Map<string, number>();
+/** Scenarios by the first id of the prompt (see /control/prompt). */
+const byFirstId = new Map<number, Scenario>();
 
 function sendJson(res: ServerResponse, value: unknown) {
   res.writeHead(200, { 'content-type': 'application/json' });
@@ -91,6 +97,11 @@ function createHandler(
     if (req.method === 'GET' && path === '/log') return sendJson(res, log);
     const later = /^\/control\/listen-later\/(\d+)$/.exec(path);
     if (req.method === 'POST' && later) return sendJson(res, { url: await listenLater(Number(later[1])) });
+    const byPrompt = /^\/control\/prompt\/(\d+)\/([^/]+)$/.exec(path);
+    if (req.method === 'POST' && byPrompt) {
+      byFirstId.set(Number(byPrompt[1]), parseScenario(`/s/${byPrompt[2]}/`).scenario);
+      return sendJson(res, {});
+    }
     const { scenario, route } = parseScenario(path);
     if (req.method !== 'POST' || route !== '/v1/generate') return sendError(res, 404, 'not found');
     const entry: LogEntry = {
@@ -129,10 +140,22 @@ function createHandler(
       if (Date.now() - since < Number(ms)) return fail(503, 'starting', { 'retry-after': '1' });
     }
     let request: GenerateRequest;
+    let firstId: unknown;
     try {
-      request = parseGenerateRequest(JSON.parse(new TextDecoder().decode(body)));
+      const json = JSON.parse(new TextDecoder().decode(body)) as {
+        prompt_ids?: unknown[];
+        prompts?: unknown[][];
+      };
+      firstId = json.prompt_ids?.[0] ?? json.prompts?.[0]?.[0];
+      request = parseGenerateRequest(json);
     } catch (err) {
       return fail(400, err instanceof Error ? err.message : String(err));
+    }
+    entry.temperature = request.temperature;
+    const scripted = typeof firstId === 'number' ? byFirstId.get(firstId) : undefined;
+    if (scripted) {
+      Object.assign(scenario, scripted);
+      entry.tag = scenario.tag ?? null;
     }
     await stream(request, scenario, res, entry);
   };

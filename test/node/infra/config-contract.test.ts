@@ -163,4 +163,9 @@ describe('edge: wrangler.toml and the Worker deployment against shared/src/confi
       `required edge settings neither in ${FILES.wrangler} [vars] nor deployed as --var`,
     ).toEqual([]);
   });
+
+  it('lets the Worker hear a client hang up (request.signal), so it cancels and settles', () => {
+    // test/edge/hang-up.test.ts shows what the flag does; this keeps it from being dropped.
+    expect(rawConfig.compatibility_flags ?? []).toContain('enable_request_signal');
+  });
 });
