@@ -1,12 +1,15 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from './env.ts';
+import type { CreateResult, ReplaceResult, StoredKey } from './keys/record-table.ts';
+import type { KeyRecord } from './keys/store.ts';
 import { Ledger } from './limits/ledger.ts';
 import type { KeyConfig, RateState, ReserveResult, TakeResult, UsageReport } from './limits/types.ts';
 
 /**
- * Per-key limits and quotas, one object per API key, SQLite-backed. The object runs one call at
- * a time and every call is a single synchronous transaction, so concurrent requests of a key
- * can never overspend, and everything is on disk before the call returns.
+ * One object per API key, SQLite-backed: the key's authoritative record, and its limits and
+ * quotas. The object runs one call at a time and every call is a single synchronous
+ * transaction, so concurrent requests of a key can never overspend, concurrent admin changes
+ * never overwrite each other, and everything is on disk before the call returns.
  */
 export class KeyLimiter extends DurableObject<Env> {
   private readonly ledger: Ledger;
@@ -50,7 +53,15 @@ export class KeyLimiter extends DurableObject<Env> {
     return this.ledger.usage(fallback, Date.now());
   }
 
-  configure(config: KeyConfig): void {
-    this.ledger.configure(config);
+  keyRecord(): StoredKey | null {
+    return this.ledger.records.get();
+  }
+
+  createKeyRecord(record: KeyRecord): CreateResult {
+    return this.ctx.storage.transactionSync(() => this.ledger.records.create(record));
+  }
+
+  replaceKeyRecord(record: KeyRecord, expectedVersion: number): ReplaceResult {
+    return this.ctx.storage.transactionSync(() => this.ledger.records.replace(record, expectedVersion));
   }
 }

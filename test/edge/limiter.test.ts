@@ -91,9 +91,16 @@ describe('rate limits over a sliding minute', () => {
     });
   });
 
-  it('prefers the configuration stored by the admin API over the one passed in', async () => {
+  it("prefers the key's own record over the configuration passed in (the KV copy)", async () => {
     await withLedger(freshLimiter(), (ledger) => {
-      ledger.configure(config({ requests_per_minute: 1 }));
+      ledger.records.create({
+        id: 'key_0000000000000000',
+        name: 'x',
+        hash: 'h',
+        hint: 'sk-jslm-...xxxx',
+        created: 0,
+        ...config({ requests_per_minute: 1 }),
+      });
       expect(ledger.reserve(config({ requests_per_minute: 50 }), 1, T0).ok).toBe(true);
       expect(ledger.reserve(config({ requests_per_minute: 50 }), 1, T0)).toMatchObject({
         ok: false,

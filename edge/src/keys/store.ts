@@ -1,8 +1,12 @@
-// API key records in KV. Two entries per key:
-//   key:<sha256 of the key>  -> KeyRecord (value and list metadata): how requests find their key
-//   id:<key id>              -> the hash: how the admin API finds a key by its public id
+// API key records in KV: copies written from each key's limiter object, which holds the record
+// itself (keys/record-table.ts). One entry per key:
+//   key:<sha256 of the key>  -> the record and its version (value and list metadata): how
+//                               requests find their key, and what listings show
+// Keys made before the limiter object held records also have id:<key id> -> hash; that entry is
+// only read, to find such a key by its id once.
 
 import type { KeyLimits } from '../limits/types.ts';
+import type { StoredKey } from './record-table.ts';
 
 export interface KeyRecord {
   id: string;
@@ -17,29 +21,32 @@ export interface KeyRecord {
   disabled: boolean;
 }
 
-const byHash = (hash: string) => `key:${hash}`;
-const byId = (id: string) => `id:${id}`;
+/** The KV copy: the record and the version of the limiter object's record it was written from. */
+export type KeyCopy = KeyRecord & { version?: number };
 
-export async function findKeyByHash(kv: KVNamespace, hash: string): Promise<KeyRecord | null> {
-  return kv.get<KeyRecord>(byHash(hash), 'json');
+const byHash = (hash: string) => `key:${hash}`;
+const legacyById = (id: string) => `id:${id}`;
+
+export async function findKeyByHash(kv: KVNamespace, hash: string): Promise<KeyCopy | null> {
+  return kv.get<KeyCopy>(byHash(hash), 'json');
 }
 
-export async function findKeyById(kv: KVNamespace, id: string): Promise<KeyRecord | null> {
-  const hash = await kv.get(byId(id));
+/** A key made before records lived in limiter objects, found through its id entry. */
+export async function findLegacyKeyById(kv: KVNamespace, id: string): Promise<KeyRecord | null> {
+  const hash = await kv.get(legacyById(id));
   return hash ? findKeyByHash(kv, hash) : null;
 }
 
-export async function saveKey(kv: KVNamespace, record: KeyRecord): Promise<void> {
-  // The record first: an id entry must never point at a missing record.
-  await kv.put(byHash(record.hash), JSON.stringify(record), { metadata: record });
-  await kv.put(byId(record.id), record.hash);
+export async function writeKeyCopy(kv: KVNamespace, stored: StoredKey): Promise<void> {
+  const copy: KeyCopy = { ...stored.record, version: stored.version };
+  await kv.put(byHash(stored.record.hash), JSON.stringify(copy), { metadata: copy });
 }
 
-export async function listKeys(kv: KVNamespace): Promise<KeyRecord[]> {
-  const records: KeyRecord[] = [];
+export async function listKeys(kv: KVNamespace): Promise<KeyCopy[]> {
+  const records: KeyCopy[] = [];
   let cursor: string | undefined;
   for (;;) {
-    const page = await kv.list<KeyRecord>({ prefix: 'key:', ...(cursor ? { cursor } : {}) });
+    const page = await kv.list<KeyCopy>({ prefix: 'key:', ...(cursor ? { cursor } : {}) });
     for (const entry of page.keys) if (entry.metadata) records.push(entry.metadata);
     if (page.list_complete) break;
     cursor = page.cursor;

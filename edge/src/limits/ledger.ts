@@ -10,6 +10,7 @@
 // a revoked key or a spent budget is refused at once, no tokens yet), then `take` once its
 // size is known. `count` is `admit` for routes that cost no tokens. `reserve` does both at once.
 
+import { KeyRecordTable } from '../keys/record-table.ts';
 import type {
   KeyConfig,
   KeyLimits,
@@ -49,9 +50,11 @@ export function msUntilNextUtcMonth(now: number): number {
 
 export class Ledger {
   private readonly sql: SqlStorage;
+  readonly records: KeyRecordTable;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
+    this.records = new KeyRecordTable(sql);
     // AUTOINCREMENT: ids are never reused, so a late settle cannot touch a newer reservation.
     sql.exec(`CREATE TABLE IF NOT EXISTS reservation (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,17 +70,16 @@ export class Ledger {
     );
   }
 
-  /** The configuration the admin API stored here; it wins over the (eventually consistent) KV copy. */
+  /**
+   * The key's limits and state as this object knows them: from its record (the source of
+   * truth), else from the configuration copy older versions of the admin API stored here. Both
+   * win over the (eventually consistent) KV copy the worker passes as `fallback`.
+   */
   storedConfig(): KeyConfig | null {
+    const fromRecord = this.records.config();
+    if (fromRecord) return fromRecord;
     const row = this.sql.exec<{ json: string }>('SELECT json FROM key_config WHERE id = 1').toArray()[0];
     return row ? (JSON.parse(row.json) as KeyConfig) : null;
-  }
-
-  configure(config: KeyConfig): void {
-    this.sql.exec(
-      'INSERT INTO key_config (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json',
-      JSON.stringify(config),
-    );
   }
 
   reserve(fallback: KeyConfig, tokens: number, now: number): ReserveResult {

@@ -19,7 +19,8 @@ export async function ensureLocalKey(o: {
     body: JSON.stringify({ name: 'local', key: o.key }),
   });
   const body = (await res.json().catch(() => ({}))) as { id?: string; error?: { message?: string } };
-  if (res.status === 201) {
+  // 200: it was registered before but its lookup copy was missing; registering again restored it.
+  if (res.status === 201 || res.status === 200) {
     o.log.line('stack', `registered the local API key (id ${body.id})`);
     return 'registered';
   }
