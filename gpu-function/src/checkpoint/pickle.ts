@@ -27,21 +27,44 @@ export interface UnpickleHooks {
 }
 
 const MAX_MEMO_INDEX = 1 << 24;
+/** As Python's own int/str conversion limit: no checkpoint needs more, and parsing is not linear. */
+const MAX_INT_DIGITS = 4300;
 
 function asSafeNumber(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-/** Little-endian two's-complement integer, as LONG1/LONG4 store it. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/**
+ * Little-endian two's-complement integer, as LONG1/LONG4 store it. Built as one hex string and
+ * parsed once: shifting a BigInt byte by byte is quadratic (100 KB took seconds).
+ */
 function decodeLong(bytes: Uint8Array): number | bigint {
   if (bytes.length === 0) return 0;
-  let v = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+  const digits = new Array<string>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) digits[i] = HEX[bytes[bytes.length - 1 - i]!]!;
+  let v = BigInt(`0x${digits.join('')}`);
   if (bytes[bytes.length - 1]! & 0x80) v -= 1n << BigInt(8 * bytes.length);
   return asSafeNumber(v);
 }
 
+/** Appends without spreading: a spread of a few hundred thousand items overflows the stack. */
+function pushAll(target: unknown[], items: readonly unknown[]): void {
+  for (const item of items) target.push(item);
+}
+
 export function unpickle(data: Uint8Array, hooks: UnpickleHooks): unknown {
+  try {
+    return run(data, hooks);
+  } catch (err) {
+    // Whatever a hostile program makes the engine throw (too deep, too large) is a bad pickle.
+    if (err instanceof RangeError) throw new PickleError(`pickle: ${err.message}`);
+    throw err;
+  }
+}
+
+function run(data: Uint8Array, hooks: UnpickleHooks): unknown {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const latin1 = new TextDecoder('latin1');
@@ -190,8 +213,10 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks): unknown {
         // INT (text): also encodes True/False as 01/00
         const s = line();
         if (s === '01' || s === '00') stack.push(s === '01');
-        else if (/^-?\d+$/.test(s)) stack.push(asSafeNumber(BigInt(s)));
-        else fail('bad INT');
+        else if (/^-?\d+$/.test(s)) {
+          if (s.length > MAX_INT_DIGITS) fail(`INT of more than ${MAX_INT_DIGITS} digits`);
+          stack.push(asSafeNumber(BigInt(s)));
+        } else fail('bad INT');
         break;
       }
       case 0x47: // BINFLOAT (big-endian double)
@@ -262,7 +287,7 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks): unknown {
       case 0x65: {
         // APPENDS
         const items = popMark();
-        listOf(top()).push(...items);
+        pushAll(listOf(top()), items);
         break;
       }
       case 0x7d: // EMPTY_DICT

@@ -138,16 +138,28 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
   return true;
 }
 
+/** data.pkl and byteorder are read into memory; a state dict's pickle is a few hundred kilobytes. */
+export const MAX_IN_MEMORY_ENTRY_BYTES = 64 * 1024 * 1024;
+
 async function readEntry(fh: import('node:fs/promises').FileHandle, file: string, entry: ZipEntry) {
+  if (entry.size > MAX_IN_MEMORY_ENTRY_BYTES || entry.compressedSize > MAX_IN_MEMORY_ENTRY_BYTES) {
+    throw new CheckpointError(
+      `${file}: zip entry '${entry.name}' is ${Math.max(entry.size, entry.compressedSize)} bytes; at most ${MAX_IN_MEMORY_ENTRY_BYTES} are expected`,
+    );
+  }
   const raw = Buffer.alloc(entry.compressedSize);
   await fh.read(raw, 0, raw.length, entry.dataOffset);
   let bytes: Buffer;
   if (entry.method === ZIP_STORED) bytes = raw;
   else if (entry.method === ZIP_DEFLATED) {
     try {
-      bytes = inflateRawSync(raw);
-    } catch {
-      throw new CheckpointError(`${file}: corrupt zip entry '${entry.name}' (cannot inflate)`);
+      // Never more than the declared size: a zip bomb stops at its first excess byte.
+      bytes = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
+    } catch (err) {
+      const tooLarge = (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+      throw new CheckpointError(
+        `${file}: corrupt zip entry '${entry.name}' (${tooLarge ? `inflates past its declared ${entry.size} bytes` : 'cannot inflate'})`,
+      );
     }
   } else {
     throw new CheckpointError(

@@ -199,3 +199,41 @@ describe('unpickle', () => {
     expect(() => unpickle(bytes(0x80, 2, 0x63, 'os\nsystem\n'), strict)).toThrow(/refused os\.system/);
   });
 });
+
+describe('unpickle on hostile programs', () => {
+  const u32le = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
+
+  it('decodes a 300 kB integer in linear time', () => {
+    const n = 300_000;
+    const program = new Uint8Array(2 + 5 + n + 1);
+    program.set([0x80, 2, 0x8b, ...u32le(n)]);
+    program[7 + n - 1] = 0x01; // 256^(n-1): positive, n bytes
+    program[7 + n] = 0x2e;
+    const t0 = performance.now();
+    const v = unpickle(program, plain) as bigint;
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(typeof v).toBe('bigint');
+    expect(v === 1n << BigInt(8 * (n - 1))).toBe(true);
+  });
+
+  it('refuses a text INT longer than Python itself converts', () => {
+    const digits = '7'.repeat(5000);
+    expect(() => unpickle(bytes(0x80, 2, 0x49, `${digits}\n`, 0x2e), plain)).toThrow(PickleError);
+    expect(unpickle(bytes(0x80, 2, 0x49, `-${'9'.repeat(30)}\n`, 0x2e), plain)).toBe(-(10n ** 30n - 1n));
+  });
+
+  it('appends 300,000 items at once (APPENDS), and fails only with PickleError', () => {
+    const count = 300_000;
+    const program = new Uint8Array(4 + 2 * count + 2);
+    program.set([0x80, 2, 0x5d, 0x28]); // PROTO 2, EMPTY_LIST, MARK
+    for (let i = 0; i < count; i++) program.set([0x4b, i & 0xff], 4 + 2 * i); // BININT1 i
+    program.set([0x65, 0x2e], 4 + 2 * count); // APPENDS, STOP
+    const list = unpickle(program, plain) as number[];
+    expect(list).toHaveLength(count);
+    expect(list[count - 1]).toBe((count - 1) & 0xff);
+    // The same items as a tuple of a list that is not there: a PickleError, nothing else.
+    const broken = program.slice();
+    broken[2] = 0x4e; // NONE instead of EMPTY_LIST
+    expect(() => unpickle(broken, plain)).toThrow(PickleError);
+  });
+});
