@@ -6,9 +6,9 @@
 //   - the session options the engine's worker uses, for the placement probe, which opens the
 //     same graphs in a child process to read onnxruntime's verbose log.
 
-import os from 'node:os';
 import type * as ort from 'onnxruntime-node';
 import { GenerationEngine } from '../../gpu-function/src/engine/engine.ts';
+import { sessionOptionsFor } from '../../gpu-function/src/engine/session.ts';
 import { type ForwardSession, openForwardSession } from '../../gpu-function/src/model/forward-session.ts';
 import { writeGraph } from '../../gpu-function/src/model-folder/graphs.ts';
 
@@ -20,19 +20,9 @@ export const ORT_PROVIDER_NAME: Record<Provider, string> = {
   cpu: 'CPUExecutionProvider',
 };
 
-/**
- * The options gpu-function/src/engine/session.ts opens the generation graph with (placement
- * depends on the graph optimizations, so the probe must match them).
- */
-export function engineSessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: [provider],
-    intraOpNumThreads: os.availableParallelism(),
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  };
-}
+/** The options the engine opens the generation graph with (placement depends on them). */
+export const engineSessionOptions = (provider: Provider): ort.InferenceSession.SessionOptions =>
+  sessionOptionsFor(provider);
 
 /** The graph files of a converted folder, built as the engine and the forward session build them. */
 export async function graphFiles(modelDir: string): Promise<{ generate: string; forward: string }> {

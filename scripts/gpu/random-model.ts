@@ -10,7 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { fillNormal, Xoshiro128 } from '../../gpu-function/src/checkpoint/normal-random.ts';
-import { BASE_CONFIG } from '../../gpu-function/src/checkpoint/random.ts';
+import { BASE_CONFIG, distributionOf } from '../../gpu-function/src/checkpoint/random.ts';
 import { safetensorsLayout } from '../../gpu-function/src/checkpoint/safetensors-writer.ts';
 import { elementCount } from '../../gpu-function/src/checkpoint/tensor-ref.ts';
 import { convertElements } from '../../gpu-function/src/convert/dtype.ts';
@@ -34,13 +34,6 @@ interface Task {
   name: string;
   offset: number;
   elements: number;
-}
-
-// As random.ts draws them (kept in step by test/node/gpu/random-model.test.ts).
-function distributionOf(name: string): { mean: number; std: number } {
-  if (name.endsWith('layernorm.weight') || name.endsWith('layer_norm.weight')) return { mean: 1, std: 0.1 };
-  if (name.endsWith('.bias')) return { mean: 0, std: 0.1 };
-  return { mean: 0, std: 0.02 };
 }
 
 function drawTasks(file: string, seed: number, dtype: Dtype, tasks: Task[]): void {

@@ -54,7 +54,8 @@ export interface RandomCheckpoint {
   weightsBytes: number;
 }
 
-function distributionOf(name: string): { mean: number; std: number } {
+/** The normal distribution a random checkpoint draws the tensor `name` from. */
+export function distributionOf(name: string): { mean: number; std: number } {
   if (name.endsWith('layernorm.weight') || name.endsWith('layer_norm.weight')) return { mean: 1, std: 0.1 };
   if (name.endsWith('.bias')) return { mean: 0, std: 0.1 };
   return { mean: 0, std: 0.02 };

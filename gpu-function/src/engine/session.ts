@@ -39,7 +39,11 @@ export function cudaProviderInstalled(): boolean {
   return existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'));
 }
 
-function optionsFor(provider: Provider, o: SessionOptions): ort.InferenceSession.SessionOptions {
+/** The options the engine opens its graph with (placement depends on them; the GPU proof reuses them). */
+export function sessionOptionsFor(
+  provider: Provider,
+  o: SessionOptions = {},
+): ort.InferenceSession.SessionOptions {
   const session: Record<string, string> = {};
   if (o.prepack === false) session.disable_prepacking = '1';
   return {
@@ -59,7 +63,7 @@ export async function openSession(modelPath: string, o: SessionOptions = {}): Pr
   if (choice !== 'cpu') {
     if (cudaProviderInstalled()) {
       try {
-        const session = await ort.InferenceSession.create(modelPath, optionsFor('cuda', o));
+        const session = await ort.InferenceSession.create(modelPath, sessionOptionsFor('cuda', o));
         return { session, provider: 'cuda', createMs: performance.now() - t0 };
       } catch (err) {
         fallbackReason = `CUDA execution provider failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -69,6 +73,6 @@ export async function openSession(modelPath: string, o: SessionOptions = {}): Pr
     }
     if (choice === 'cuda') throw new Error(`provider 'cuda' requested but ${fallbackReason}`);
   }
-  const session = await ort.InferenceSession.create(modelPath, optionsFor('cpu', o));
+  const session = await ort.InferenceSession.create(modelPath, sessionOptionsFor('cpu', o));
   return { session, provider: 'cpu', fallbackReason, createMs: performance.now() - t0 };
 }
