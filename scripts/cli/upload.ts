@@ -1,5 +1,6 @@
-// `npm run -s cli -- upload --model DIR --to s3://bucket/prefix [--create-bucket]`
-// Uploads a converted model folder (multipart, manifest last). Endpoint and credentials come
+// `npm run -s cli -- upload --model DIR --to s3://bucket/prefix [--create-bucket] [--replace]`
+// Uploads a converted model folder (multipart, manifest last; a prefix that already holds a
+// manifest only with --replace, and its manifest is never removed). Endpoint and credentials come
 // from the same settings the GPU function reads: S3_ENDPOINT, S3_REGION, AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY.
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -8,9 +9,12 @@ import { createS3Client, describeS3Error } from '../../gpu-function/src/weights/
 import { parseS3Uri } from '../../gpu-function/src/weights/s3-uri.ts';
 import { type UploadProgress, uploadModel } from '../../gpu-function/src/weights/upload-model.ts';
 
-const USAGE = `usage: npm run -s cli -- upload --model DIR --to s3://bucket/prefix [--create-bucket] [--part-mb N]
+const USAGE = `usage: npm run -s cli -- upload --model DIR --to s3://bucket/prefix [--create-bucket] [--part-mb N] [--replace]
 
 Uploads a converted model folder to S3-compatible storage; manifest.json goes last.
+A prefix that already holds a model is refused: upload each version under a new prefix
+(.../v2) and point MODEL_URI at it. --replace overwrites it in place (the old manifest stays
+until the new one is written; instances loading meanwhile fail their checksum and retry).
 Storage settings come from the environment: S3_ENDPOINT, S3_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 `;
 
@@ -19,10 +23,11 @@ interface UploadArgs {
   to: string;
   createBucket: boolean;
   partMb: number;
+  replace: boolean;
 }
 
 function parseArgs(args: string[]): UploadArgs | string {
-  const out: Partial<UploadArgs> = { createBucket: false, partMb: 16 };
+  const out: Partial<UploadArgs> = { createBucket: false, partMb: 16, replace: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = () => {
@@ -33,6 +38,7 @@ function parseArgs(args: string[]): UploadArgs | string {
     if (a === '--model') out.model = value();
     else if (a === '--to') out.to = value();
     else if (a === '--create-bucket') out.createBucket = true;
+    else if (a === '--replace') out.replace = true;
     else if (a === '--part-mb') {
       const n = Number(value());
       if (!Number.isFinite(n) || n < 5) return '--part-mb must be a number of MiB, at least 5';
@@ -102,6 +108,7 @@ export async function run(args: string[]): Promise<number> {
       location,
       modelDir: parsed.model,
       partBytes: parsed.partMb * 1024 * 1024,
+      replace: parsed.replace,
       onProgress: (p) => {
         last = p;
         show(p);

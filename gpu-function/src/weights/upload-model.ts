@@ -1,14 +1,16 @@
 // Uploads a converted model folder to S3-compatible storage so the GPU function can load it.
-// Order matters: the old manifest.json is deleted first and the new one is written last, after
-// every file was uploaded and its bytes hashed to the manifest's SHA-256 on the way out; a
-// loader therefore never sees a manifest that points at half-uploaded or foreign files.
+// manifest.json is written last, after every file was uploaded and its bytes hashed to the
+// manifest's SHA-256 on the way out, so a new prefix never shows a manifest that points at
+// half-uploaded files. A prefix that already holds a manifest may be serving: it is refused
+// unless `replace` is set, and even then its manifest is never removed (a loader finds either
+// the old manifest or the new one, never none).
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { MANIFEST_NAME, parseManifestFiles } from './manifest-files.ts';
 import { describeS3Error } from './s3-client.ts';
@@ -30,6 +32,11 @@ export interface UploadOptions {
   queueSize?: number;
   onProgress?: (p: UploadProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Upload into a prefix that already holds a model. Its files are overwritten while instances
+   * may be loading them (those loads fail their checksum and retry); a new prefix is safer.
+   */
+  replace?: boolean;
 }
 
 export class UploadError extends Error {
@@ -46,6 +53,16 @@ function hashingStream(): { stream: Transform; digest: () => string } {
     },
   });
   return { stream, digest: () => hash.digest('hex') };
+}
+
+async function objectExists(client: S3Client, bucket: string, key: string, signal?: AbortSignal) {
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    return true;
+  } catch (err) {
+    if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return false;
+    throw err;
+  }
 }
 
 export async function uploadModel(o: UploadOptions): Promise<{ files: number; bytes: number }> {
@@ -75,9 +92,12 @@ export async function uploadModel(o: UploadOptions): Promise<{ files: number; by
     }
   };
   const manifestKey = objectKey(o.location, MANIFEST_NAME);
-  await send(formatS3Uri(o.location, MANIFEST_NAME), () =>
-    o.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey }), { abortSignal: o.signal }),
-  );
+  const manifestUri = formatS3Uri(o.location, MANIFEST_NAME);
+  if (!o.replace && (await send(manifestUri, () => objectExists(o.client, bucket, manifestKey, o.signal)))) {
+    throw new UploadError(
+      `${manifestUri} exists: a model may be served from this prefix. Upload to a new prefix (e.g. .../v2) and point MODEL_URI at it, or pass --replace to overwrite this one in place.`,
+    );
+  }
 
   let done = 0;
   for (const f of manifest.files) {

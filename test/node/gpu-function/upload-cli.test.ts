@@ -1,12 +1,21 @@
 // `npm run -s cli -- upload`: the real command against s3rver on loopback.
 
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmod, cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertTinyModel, HAVE_FIXTURES, removeScratch, s3Client, scratchDir } from './helpers/model.ts';
+import { uploadModel } from '../../../gpu-function/src/weights/upload-model.ts';
+import {
+  convertTinyModel,
+  HAVE_FIXTURES,
+  removeScratch,
+  s3Client,
+  scratchDir,
+  uploadTo,
+} from './helpers/model.ts';
 import { LocalS3, S3RVER_CREDENTIALS } from './helpers/s3rver.ts';
 
 const run = promisify(execFile);
@@ -42,6 +51,35 @@ describe.skipIf(!HAVE_FIXTURES)('upload command', () => {
     );
   }
 
+  /** The manifest stored under `prefix`, or null when there is none. */
+  async function manifestAt(prefix: string): Promise<Buffer | null> {
+    const client = s3Client(s3);
+    try {
+      const res = await client.send(
+        new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/manifest.json` }),
+      );
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch {
+      return null;
+    } finally {
+      client.destroy();
+    }
+  }
+
+  /** Updates the manifest entry of `file` to its current size and SHA-256. */
+  async function rewriteManifestHash(folder: string, file: string): Promise<void> {
+    const path = join(folder, 'manifest.json');
+    await chmod(path, 0o644);
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as {
+      files: { path: string; size: number; sha256: string }[];
+    };
+    const bytes = await readFile(join(folder, file));
+    const entry = manifest.files.find((f) => f.path === file)!;
+    entry.size = bytes.length;
+    entry.sha256 = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(path, JSON.stringify(manifest, null, 2));
+  }
+
   async function exists(key: string): Promise<boolean> {
     const client = s3Client(s3);
     try {
@@ -69,6 +107,47 @@ describe.skipIf(!HAVE_FIXTURES)('upload command', () => {
       await readFile(join(modelDir, 'manifest.json')),
     );
     client.destroy();
+  });
+
+  it('refuses a prefix that already holds a model, leaving it as it is', async () => {
+    const target = `s3://${s3.bucket}/tiny/v1`; // uploaded by the first test
+    const before = await manifestAt('tiny/v1');
+    const r = await upload(['--model', modelDir, '--to', target]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/manifest\.json exists: .* new prefix .* --replace/);
+    expect(await manifestAt('tiny/v1')).toEqual(before);
+  });
+
+  it('with --replace, keeps the old manifest readable until the new one is written', async () => {
+    await uploadTo(s3, modelDir, 'live/v1');
+    const old = await manifestAt('live/v1');
+    // A different conversion of the same model: other hashes, so another manifest.
+    const other = join(dir, 'other');
+    await cp(modelDir, other, { recursive: true, dereference: true });
+    await chmod(join(other, 'config.json'), 0o644);
+    const config = JSON.parse(await readFile(join(other, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(other, 'config.json'), JSON.stringify({ ...config, note: 'v2' }));
+    await rewriteManifestHash(other, 'config.json');
+
+    const client = s3Client(s3);
+    const seen: (Buffer | null)[] = [];
+    try {
+      await uploadModel({
+        client,
+        location: { bucket: s3.bucket, prefix: 'live/v1' },
+        modelDir: other,
+        replace: true,
+        // While files go up, a loader starting now must still find a manifest.
+        onProgress: () => void manifestAt('live/v1').then((m) => seen.push(m)),
+      });
+    } finally {
+      client.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((m) => m !== null)).toBe(true);
+    expect(await manifestAt('live/v1')).toEqual(await readFile(join(other, 'manifest.json')));
+    expect(await manifestAt('live/v1')).not.toEqual(old);
   });
 
   it('never uploads the manifest of a folder whose files do not match it', async () => {
