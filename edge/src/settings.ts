@@ -13,6 +13,8 @@ export interface EdgeSettings {
   coldStartTimeoutMs: number;
   streamIdleTimeoutMs: number;
   maxBodyBytes: number;
+  /** Completions (prompts x n) one request may ask for. */
+  maxChoices: number;
   defaultLimits: KeyLimits;
 }
 
@@ -38,6 +40,7 @@ export function edgeSettings(env: object): EdgeSettings {
     coldStartTimeoutMs: positiveInteger('COLD_START_TIMEOUT_S', raw.COLD_START_TIMEOUT_S) * 1000,
     streamIdleTimeoutMs: positiveInteger('STREAM_IDLE_TIMEOUT_S', raw.STREAM_IDLE_TIMEOUT_S) * 1000,
     maxBodyBytes: positiveInteger('MAX_BODY_BYTES', raw.MAX_BODY_BYTES),
+    maxChoices: positiveInteger('MAX_CHOICES', raw.MAX_CHOICES),
     defaultLimits: {
       requests_per_minute: positiveInteger('DEFAULT_REQUESTS_PER_MINUTE', raw.DEFAULT_REQUESTS_PER_MINUTE),
       tokens_per_minute: positiveInteger('DEFAULT_TOKENS_PER_MINUTE', raw.DEFAULT_TOKENS_PER_MINUTE),

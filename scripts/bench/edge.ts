@@ -135,7 +135,7 @@ async function computeCost(): Promise<Stats> {
   const body = JSON.stringify({ model: MODEL_ID, prompt: PROMPT, max_tokens: 16, stop: ['\n\n'] });
   const once = async () => {
     const request = new Request('http://edge/v1/completions', { method: 'POST', body });
-    const params = parseCompletionParams(await readJsonBody(request, 262_144));
+    const params = parseCompletionParams(await readJsonBody(request, 262_144), { maxChoices: 32 });
     const ids = tokenizer.encode(PROMPT);
     const generate = parseGenerateRequest({
       prompt_ids: ids,
@@ -147,10 +147,12 @@ async function computeCost(): Promise<Stats> {
       new TextEncoder().encode('sk-jslm-0123456789abcdef0123456789abcdef012'),
     );
     const wire = new Uint8Array(new TextEncoder().encode(JSON.stringify(generate)));
-    await signRequest(HMAC_SECRET, 'POST', '/v1/generate', wire);
+    await signRequest(HMAC_SECRET, 'POST', 'http://gpu.local/v1/generate', wire);
     const decoder = tokenizer.createStreamDecoder();
     const text = new StopMatcher(params.stop).push(decoder.push(ids[0]!) + decoder.flush()).text;
-    JSON.stringify(completionBody({ id: 'cmpl-x', created: 0 }, text, 'length', usageOf(ids.length, 1)));
+    JSON.stringify(
+      completionBody({ id: 'cmpl-x', created: 0 }, [{ text, finish: 'length' }], usageOf(ids.length, 1)),
+    );
   };
   for (let i = 0; i < 500; i++) await once();
   const samples = await timedInterleaved(3000, [once]);

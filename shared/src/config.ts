@@ -144,7 +144,15 @@ export const EDGE_SETTINGS = {
     default: '60',
   },
   MAX_BODY_BYTES: { doc: 'Largest accepted request body.', default: '262144' },
+  MAX_CHOICES: {
+    doc: 'Completions (prompts x n) one request may ask for; more is a 400 naming the field.',
+    default: '32',
+  },
   DEFAULT_REQUESTS_PER_MINUTE: { doc: 'Requests per minute of a new API key.', default: '60' },
+  DEFAULT_CONCURRENT_REQUESTS: {
+    doc: 'Requests a new API key may have in flight at once; one more is refused with 429.',
+    default: '8',
+  },
   DEFAULT_TOKENS_PER_MINUTE: {
     doc: 'Tokens (prompt + completion) per minute of a new API key.',
     default: '100000',

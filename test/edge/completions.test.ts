@@ -230,3 +230,83 @@ describe.skipIf(!TOKENIZER_READY)('streaming completions', () => {
     for (const c of chunks.slice(0, -1)) expect(c.usage).toBeNull();
   });
 });
+
+describe.skipIf(!TOKENIZER_READY)('several prompts and n completions', () => {
+  // The echo backend's sample j of a prompt starts j ids further on.
+  const sample = (ids: number[], j: number, count: number) =>
+    Array.from({ length: count }, (_, i) => ids[(i + j) % ids.length]!);
+
+  it('answers prompts x n choices in prompt-major order with summed usage and one reservation', async () => {
+    const own = await createKey({ requests_per_minute: 1000 });
+    const a = promptIds.slice(0, 4);
+    const b = promptIds.slice(2, 7);
+    const res = await complete(own.key, { prompt: [a, b], n: 2, max_tokens: 5 });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Completion;
+    const expected = [
+      await detokenize(sample(a, 0, 5)),
+      await detokenize(sample(a, 1, 5)),
+      await detokenize(sample(b, 0, 5)),
+      await detokenize(sample(b, 1, 5)),
+    ];
+    expect(body.choices.map((c) => [c.index, c.text, c.finish_reason])).toEqual(
+      expected.map((text, i) => [i, text, 'length']),
+    );
+    // Every prompt once, every choice's tokens.
+    expect(body.usage).toEqual({ prompt_tokens: 9, completion_tokens: 20, total_tokens: 29 });
+    const usage = await settledUsageOf(own.id);
+    expect(usage.tokens_today).toBe(29);
+    // One request against the per-minute count, however many choices.
+    expect(Number(res.headers.get('x-ratelimit-remaining-requests'))).toBe(999);
+  });
+
+  it('streams the choices interleaved, each chunk tagged by index, each finishing', async () => {
+    const texts = ['富士山', '日本一'];
+    const ids = await Promise.all(texts.map((t) => tokenize(key.key, t)));
+    const res = await complete(key.key, {
+      prompt: texts,
+      n: 2,
+      max_tokens: 4,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    expect(res.status).toBe(200);
+    const events = await readSse(res);
+    const chunks = events.flatMap((e) => ('data' in e ? [e.data as Record<string, unknown>] : []));
+    const text: string[] = ['', '', '', ''];
+    const finish: (string | null)[] = [null, null, null, null];
+    const order: number[] = [];
+    for (const c of chunks) {
+      for (const choice of (c.choices ?? []) as {
+        index: number;
+        text: string;
+        finish_reason: string | null;
+      }[]) {
+        text[choice.index] += choice.text;
+        finish[choice.index] = choice.finish_reason ?? finish[choice.index]!;
+        if (choice.text) order.push(choice.index);
+      }
+    }
+    const expected = await Promise.all(
+      [0, 1, 2, 3].map((i) => detokenize(sample(ids[Math.floor(i / 2)]!, i % 2, 4))),
+    );
+    expect(text).toEqual(expected);
+    expect(finish).toEqual(['length', 'length', 'length', 'length']);
+    // Interleaved, not one choice after another.
+    expect(order.indexOf(3)).toBeLessThan(order.lastIndexOf(0));
+    const usage = chunks.at(-1)?.usage as { prompt_tokens: number; completion_tokens: number };
+    expect(usage.completion_tokens).toBe(16);
+    expect(events.at(-1)).toEqual({ done: true });
+  });
+
+  it('cuts each choice at its own stop sequence', async () => {
+    const ids = promptIds.slice(0, 6);
+    const full = await detokenize(sample(ids, 0, 6));
+    const stop = await detokenize(ids.slice(2, 3));
+    const res = await complete(key.key, { prompt: [ids], n: 2, max_tokens: 6, stop: [stop] });
+    const body = (await res.json()) as Completion;
+    expect(body.choices[0]?.text).toBe(full.slice(0, full.indexOf(stop)));
+    expect(body.choices[0]?.finish_reason).toBe('stop');
+    expect(body.choices[1]?.finish_reason).toBe('stop');
+  });
+});

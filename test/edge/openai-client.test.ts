@@ -61,7 +61,7 @@ describe.skipIf(!TOKENIZER_READY)('openai npm client', () => {
   });
 
   it('surfaces errors as typed exceptions', async () => {
-    const refused = client.completions.create({ model: MODEL_ID, prompt: PROMPT, n: 2 });
+    const refused = client.completions.create({ model: MODEL_ID, prompt: PROMPT, n: 1000 });
     await expect(refused).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(refused).rejects.toMatchObject({ status: 400, param: 'n' });
 

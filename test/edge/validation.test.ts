@@ -72,12 +72,13 @@ describe.skipIf(!TOKENIZER_READY)('request validation', () => {
       ['', /must not be empty/],
       [[], /must not be empty/],
       [[[]], /must not be empty/],
-      [['a', 'b'], /2 prompts/],
-      [[[1], [2]], /2 prompts/],
+      [new Array(21).fill('a'), /21 prompts/],
+      [['a', [1]], /mixes/],
       [[1.5], /token ids/],
       [[-1], /token ids/],
       [[65536], /token ids/],
-      [['a', 1], /2 prompts/],
+      [['a', 1], /mixes/],
+      [[[1], 'a'], /mixes/],
       [[1, 'a'], /token ids/],
       [{ text: 'a' }, /string or an array/],
       [5, /string or an array/],
@@ -150,7 +151,9 @@ describe.skipIf(!TOKENIZER_READY)('request validation', () => {
 
   it('refuses parameters it cannot honour instead of ignoring them', async () => {
     const cases: [string, unknown][] = [
-      ['n', 2],
+      ['n', 0],
+      ['n', 33],
+      ['n', 1.5],
       ['best_of', 3],
       ['logprobs', 1],
       ['logprobs', 0],
@@ -251,10 +254,11 @@ describe.skipIf(!TOKENIZER_READY)('hostile input', () => {
     for (let i = 0; i < 1_000_000; i++) nested = [nested];
     expect(preview(nested)).toBe('an array of 1 item');
     for (const field of ['max_tokens', 'model', 'temperature', 'seed']) {
-      const attempt = () => parseCompletionParams({ model: MODEL_ID, prompt: 'a', [field]: nested });
+      const attempt = () =>
+        parseCompletionParams({ model: MODEL_ID, prompt: 'a', [field]: nested }, { maxChoices: 32 });
       expect(attempt).toThrow(expect.objectContaining({ status: expect.any(Number) }));
     }
-    expect(() => parseCompletionParams({ model: MODEL_ID, prompt: [1, nested] })).toThrow(
+    expect(() => parseCompletionParams({ model: MODEL_ID, prompt: [1, nested] }, { maxChoices: 32 })).toThrow(
       expect.objectContaining({ status: 400, param: 'prompt' }),
     );
   });

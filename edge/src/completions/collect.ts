@@ -1,21 +1,37 @@
-// The answer of a non-streaming completion: the text up to the finish event.
+// The answer of a non-streaming completion: each choice's text up to its finish event.
 
 import type { FinishReason } from './format.ts';
 import type { GenerationEvent } from './generation.ts';
 
+export interface CollectedChoice {
+  text: string;
+  finish: FinishReason;
+}
+
 /**
- * Reads events up to the finish only: ending the generation (cancelling the upstream request)
- * is left to the caller, after the answer has left, as for a stream.
+ * Reads events until every choice finished (`echoes[i]` starts choice i): ending the
+ * generation (cancelling the upstream request) is left to the caller, after the answer has
+ * left, as for a stream.
  */
-export async function collectText(
+export async function collectChoices(
   events: AsyncGenerator<GenerationEvent>,
-  echo: string,
-): Promise<{ text: string; finish: FinishReason }> {
-  let text = echo;
-  for (;;) {
+  echoes: readonly string[],
+): Promise<CollectedChoice[]> {
+  const choices = echoes.map((text) => ({ text, finish: 'length' as FinishReason, done: false }));
+  let open = choices.length;
+  while (open > 0) {
     const step = await events.next();
-    if (step.done) return { text, finish: 'length' };
-    if (step.value.type === 'text') text += step.value.text;
-    else if (step.value.type === 'finish') return { text, finish: step.value.reason };
+    if (step.done) break;
+    const event = step.value;
+    if (event.type === 'waiting') continue;
+    const choice = choices[event.index];
+    if (!choice) continue;
+    if (event.type === 'text') choice.text += event.text;
+    else if (!choice.done) {
+      choice.finish = event.reason;
+      choice.done = true;
+      open--;
+    }
   }
+  return choices.map(({ text, finish }) => ({ text, finish }));
 }

@@ -7,7 +7,7 @@ import { parseJsonText } from '../http/json-body.ts';
 import type { Admission } from '../limits/admission.ts';
 import type { EdgeSettings } from '../settings.ts';
 import { loadTokenizer } from '../tokenizer.ts';
-import { collectText } from './collect.ts';
+import { collectChoices } from './collect.ts';
 import { promptIds } from './encode.ts';
 import { completionBody, newCompletionIdentity, usageOf } from './format.ts';
 import { type GenerationEvent, generate } from './generation.ts';
@@ -25,12 +25,16 @@ export interface CompletionInput {
   ctx: { waitUntil(promise: Promise<unknown>): void };
   /** Told the rate-limit headers once the tokens are reserved. */
   onReserved: (headers: Record<string, string>) => void;
+  /** The key's id: the GPU function takes turns between keys by it. */
+  keyId: string;
 }
 
-function generateRequestOf(params: CompletionParams, ids: number[]): GenerateRequest {
+function generateRequestOf(params: CompletionParams, prompts: number[][], keyId: string): GenerateRequest {
   // The shared validator is the last word on what the GPU function accepts.
   return parseGenerateRequest({
-    prompt_ids: ids,
+    prompts,
+    n: params.n,
+    key_id: keyId,
     max_new_tokens: params.maxTokens,
     temperature: params.temperature,
     top_p: params.topP,
@@ -55,17 +59,21 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     { once: true },
   );
   try {
-    const params = parseCompletionParams(parseJsonText(await input.bodyText));
+    const params = parseCompletionParams(parseJsonText(await input.bodyText), settings);
     const tokenizer = await loadTokenizer();
-    const ids = promptIds(params.prompt, params.maxTokens, tokenizer);
-    const request = generateRequestOf(params, ids);
-    // Reserve the most this request can use; settle to the real usage when it ends.
-    await admission.take(ids.length + params.maxTokens);
+    const prompts = params.prompts.map((p) => promptIds(p, params.maxTokens, tokenizer));
+    const request = generateRequestOf(params, prompts, input.keyId);
+    const choices = prompts.length * params.n;
+    // Every prompt counts once (as OpenAI counts them), every choice may reach max_tokens.
+    const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
+    // One reservation for the whole request, of the most it can use; settled to the real usage.
+    await admission.take(promptTokens + choices * params.maxTokens);
     input.onReserved(admission.headers);
 
     const events = generate(
       {
         request,
+        choices,
         stop: params.stop,
         tokenizer,
         upstream: {
@@ -79,14 +87,19 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       },
       settlement.progress,
     );
-    settlement.begin(events, ids.length);
-    const echo = !params.echo ? '' : 'text' in params.prompt ? params.prompt.text : tokenizer.decode(ids);
+    settlement.begin(events, promptTokens);
+    const echoOf = (p: number) => {
+      const prompt = params.prompts[p] as (typeof params.prompts)[number];
+      if (!params.echo) return '';
+      return 'text' in prompt ? prompt.text : tokenizer.decode(prompts[p] as number[]);
+    };
+    const echoes = Array.from({ length: choices }, (_, i) => echoOf(Math.floor(i / params.n)));
 
     if (!params.stream) {
-      const { text, finish } = await collectText(events, echo);
-      const usage = usageOf(ids.length, settlement.progress.completionTokens);
+      const answers = await collectChoices(events, echoes);
+      const usage = usageOf(promptTokens, settlement.progress.completionTokens);
       settlement.end();
-      return Response.json(completionBody(newCompletionIdentity(), text, finish, usage), {
+      return Response.json(completionBody(newCompletionIdentity(), answers, usage), {
         headers: admission.headers,
       });
     }
@@ -97,9 +110,9 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       first,
       events,
       who: newCompletionIdentity(),
-      echo,
+      echoes,
       includeUsage: params.includeUsage,
-      promptTokens: ids.length,
+      promptTokens,
       progress: settlement.progress,
       clientGone,
     });

@@ -28,13 +28,18 @@ export function newCompletionIdentity(): CompletionIdentity {
   return { id, created: Math.floor(Date.now() / 1000) };
 }
 
-export function completionBody(who: CompletionIdentity, text: string, finish: FinishReason, usage: Usage) {
+/** The whole answer; choice i is at index i. */
+export function completionBody(
+  who: CompletionIdentity,
+  choices: readonly { text: string; finish: FinishReason }[],
+  usage: Usage,
+) {
   return {
     id: who.id,
     object: 'text_completion',
     created: who.created,
     model: MODEL_ID,
-    choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+    choices: choices.map((c, index) => ({ text: c.text, index, logprobs: null, finish_reason: c.finish })),
     usage,
   };
 }
@@ -48,6 +53,7 @@ export const SSE_DONE = encoder.encode('data: [DONE]\n\n');
 /** A text chunk; with include_usage every chunk carries `usage: null` and a last chunk the totals. */
 export function chunkEvent(
   who: CompletionIdentity,
+  index: number,
   text: string,
   finish: FinishReason | null,
   includeUsage: boolean,
@@ -57,7 +63,7 @@ export function chunkEvent(
     object: 'text_completion',
     created: who.created,
     model: MODEL_ID,
-    choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+    choices: [{ text, index, logprobs: null, finish_reason: finish }],
     ...(includeUsage ? { usage: null } : {}),
   });
 }

@@ -1,6 +1,6 @@
-// One completion as a sequence of events: token ids from the GPU function become text through
-// the streaming detokenizer, stop sequences cut it, and the upstream request is cancelled as
-// soon as the answer is complete.
+// One completion request as a sequence of events: token ids from the GPU function become text
+// through a streaming detokenizer per choice, stop sequences cut each choice, and the upstream
+// request is cancelled as soon as every choice is complete.
 
 import type { GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import type { EdgeTokenizer } from '../tokenizer.ts';
@@ -11,10 +11,14 @@ import { upstreamFailure } from './upstream-error.ts';
 
 export type GenerationEvent =
   /** Waiting for the GPU function (starting, loading, queued): time for a keep-alive. */
-  { type: 'waiting' } | { type: 'text'; text: string } | { type: 'finish'; reason: FinishReason };
+  | { type: 'waiting' }
+  | { type: 'text'; index: number; text: string }
+  | { type: 'finish'; index: number; reason: FinishReason };
 
 export interface GenerationInput {
   request: GenerateRequest;
+  /** Choices the request asks for (prompts x n). */
+  choices: number;
   stop: string[];
   tokenizer: EdgeTokenizer;
   upstream: UpstreamOptions;
@@ -36,34 +40,44 @@ export async function* generate(
   input.signal.addEventListener('abort', onClientGone, { once: true });
   try {
     const response = yield* waiting(openGeneration(input.request, input.upstream, abort.signal));
-    const decoder = input.tokenizer.createStreamDecoder();
-    const matcher = new StopMatcher(input.stop);
+    const choices = Array.from({ length: input.choices }, () => ({
+      decoder: input.tokenizer.createStreamDecoder(),
+      matcher: new StopMatcher(input.stop),
+      finished: false,
+    }));
+    let open = choices.length;
 
     for await (const frame of generationFrames(response, input.upstream.idleTimeoutMs, abort)) {
       if (frame.type === 'heartbeat') {
         yield { type: 'waiting' };
       } else if (frame.type === 'tokens') {
-        let piece = '';
-        for (const id of frame.ids) piece += decoder.push(id);
+        const index = frame.index ?? 0;
+        const choice = choices[index];
+        if (!choice) throw upstreamFailure('The model server sent tokens of an unknown choice.');
         progress.completionTokens += frame.ids.length;
-        const { text, stopped } = matcher.push(piece);
-        if (text) yield { type: 'text', text };
+        if (choice.finished) continue; // past its stop sequence: produced, not shown
+        let piece = '';
+        for (const id of frame.ids) piece += choice.decoder.push(id);
+        const { text, stopped } = choice.matcher.push(piece);
+        if (text) yield { type: 'text', index, text };
         if (stopped) {
-          yield { type: 'finish', reason: 'stop' };
-          return; // `finally` cancels the rest of the generation
+          choice.finished = true;
+          yield { type: 'finish', index, reason: 'stop' };
+          if (--open === 0) return; // `finally` cancels the rest of the generation
         }
       } else if (frame.type === 'done') {
         if (frame.finish_reason === 'error' || frame.finish_reason === 'cancelled') {
           console.error(`generation failed upstream: ${frame.error?.code ?? frame.finish_reason}`);
           throw upstreamFailure('The model server failed during generation.');
         }
-        const last = matcher.push(decoder.flush());
-        const text = last.text + matcher.flush();
-        if (text) yield { type: 'text', text };
-        yield {
-          type: 'finish',
-          reason: last.stopped || frame.finish_reason !== 'length' ? 'stop' : 'length',
-        };
+        for (const [index, choice] of choices.entries()) {
+          if (choice.finished) continue;
+          const last = choice.matcher.push(choice.decoder.flush());
+          const text = last.text + choice.matcher.flush();
+          if (text) yield { type: 'text', index, text };
+          const upstream = frame.choices?.[index]?.finish_reason ?? frame.finish_reason;
+          yield { type: 'finish', index, reason: last.stopped || upstream !== 'length' ? 'stop' : 'length' };
+        }
         return;
       }
     }

@@ -13,10 +13,13 @@ import {
   shortName,
   wellFormedString,
 } from '../http/fields.ts';
-import { type Prompt, parsePrompt } from './prompt.ts';
+import { type Prompt, parsePrompts } from './prompt.ts';
 
 export interface CompletionParams {
-  prompt: Prompt;
+  /** One or more prompts; choice `p * n + j` is sample j of prompt p. */
+  prompts: Prompt[];
+  /** Completions per prompt. */
+  n: number;
   maxTokens: number;
   temperature: number;
   topP: number;
@@ -43,6 +46,7 @@ export const MIN_TEMPERATURE = 1e-5;
 const SUPPORTED = [
   'model',
   'prompt',
+  'n',
   'max_tokens',
   'temperature',
   'top_p',
@@ -58,7 +62,6 @@ const SUPPORTED = [
 
 /** OpenAI parameters accepted only at their neutral value. */
 const NEUTRAL: Record<string, { ok: (v: unknown) => boolean; why: string }> = {
-  n: { ok: (v) => v === 1, why: 'only one completion per request (n = 1) is supported' },
   best_of: { ok: (v) => v === 1, why: 'best_of is not supported' },
   logprobs: { ok: () => false, why: 'logprobs are not supported' },
   suffix: { ok: (v) => v === '', why: 'suffix (insertion) is not supported by this base model' },
@@ -94,7 +97,13 @@ function parseStop(v: unknown): string[] {
 
 const greedyIfTiny = (t: number) => (t < MIN_TEMPERATURE ? 0 : t);
 
-export function parseCompletionParams(raw: unknown): CompletionParams {
+/** Limits of the deployment the parameters are checked against. */
+export interface ParamLimits {
+  /** Choices (prompts x n) one request may ask for. */
+  maxChoices: number;
+}
+
+export function parseCompletionParams(raw: unknown, limits: ParamLimits): CompletionParams {
   const body = requireObject(raw);
   rejectUnknown(body, KNOWN);
   for (const [param, rule] of Object.entries(NEUTRAL)) {
@@ -138,8 +147,17 @@ export function parseCompletionParams(raw: unknown): CompletionParams {
     includeUsage = optionalBoolean(options, 'include_usage', false);
   }
 
+  const prompts = parsePrompts(body.prompt);
+  const n = optionalNumber(body, 'n', { fallback: 1, min: 1, max: limits.maxChoices, integer: true });
+  if (prompts.length * n > limits.maxChoices) {
+    throw badRequest(
+      `${prompts.length} prompts x n = ${n} asks for ${prompts.length * n} completions; at most ${limits.maxChoices} per request.`,
+      n > 1 ? 'n' : 'prompt',
+    );
+  }
   const params: CompletionParams = {
-    prompt: parsePrompt(body.prompt),
+    prompts,
+    n,
     maxTokens: optionalNumber(body, 'max_tokens', {
       fallback: DEFAULT_MAX_TOKENS,
       min: 1,

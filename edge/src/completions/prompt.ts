@@ -31,20 +31,29 @@ function text(v: unknown, param: string): Prompt {
   return { text: s };
 }
 
+/** Prompts one request may hold (OpenAI's limit for a batch of prompts). */
+export const MAX_PROMPTS = 20;
+
 /**
- * OpenAI accepts a string, an array of token ids, or a batch of either. This model serves one
- * prompt per request, so a batch is accepted only when it holds exactly one prompt.
+ * OpenAI accepts a string, an array of token ids, or a batch (up to 20) of either: the
+ * completions of prompt p are choices p * n .. p * n + n - 1.
  */
-export function parsePrompt(v: unknown, param = 'prompt'): Prompt {
+export function parsePrompts(v: unknown, param = 'prompt'): Prompt[] {
   if (v === undefined || v === null) throw badRequest(`Missing required parameter: '${param}'.`, param);
-  if (typeof v === 'string') return text(v, param);
+  if (typeof v === 'string') return [text(v, param)];
   if (!Array.isArray(v)) throw badRequest(`'${param}' must be a string or an array of token ids.`, param);
+  if (v.length === 0) throw badRequest(`'${param}' must not be empty.`, param);
   const first = v[0];
-  if (typeof first === 'string' || Array.isArray(first)) {
-    if (v.length !== 1) {
-      throw badRequest(`'${param}' holds ${v.length} prompts; send one prompt per request.`, param);
-    }
-    return typeof first === 'string' ? text(first, param) : { ids: tokenIds(first, param) };
+  if (typeof first !== 'string' && !Array.isArray(first)) return [{ ids: tokenIds(v, param) }];
+  if (v.length > MAX_PROMPTS) {
+    throw badRequest(`'${param}' holds ${v.length} prompts; at most ${MAX_PROMPTS} are allowed.`, param);
   }
-  return { ids: tokenIds(v, param) };
+  return v.map((p) => {
+    if (typeof first === 'string') {
+      if (typeof p !== 'string') throw badRequest(`'${param}' mixes strings with other values.`, param);
+      return text(p, param);
+    }
+    if (!Array.isArray(p)) throw badRequest(`'${param}' mixes token-id lists with other values.`, param);
+    return { ids: tokenIds(p, param) };
+  });
 }

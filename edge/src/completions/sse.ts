@@ -17,7 +17,8 @@ export interface SseInput {
   first: IteratorResult<GenerationEvent>;
   events: AsyncGenerator<GenerationEvent>;
   who: CompletionIdentity;
-  echo: string;
+  /** Per choice: the text it starts with (the prompt, with echo), else ''. */
+  echoes: readonly string[];
   includeUsage: boolean;
   promptTokens: number;
   progress: GenerationProgress;
@@ -61,14 +62,22 @@ export function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; 
 
 async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise<void> {
   const { who, includeUsage } = input;
-  if (input.echo) send(chunkEvent(who, input.echo, null, includeUsage));
+  input.echoes.forEach((echo, index) => {
+    if (echo) send(chunkEvent(who, index, echo, null, includeUsage));
+  });
+  let open = input.echoes.length;
   for (let step = input.first; !step.done; step = await input.events.next()) {
     const event = step.value;
     if (event.type === 'waiting') send(SSE_KEEP_ALIVE);
-    else if (event.type === 'text') send(chunkEvent(who, event.text, null, includeUsage));
+    else if (event.type === 'text') send(chunkEvent(who, event.index, event.text, null, includeUsage));
     else {
+      const finish = chunkEvent(who, event.index, '', event.reason, includeUsage);
+      if (--open > 0) {
+        send(finish);
+        continue;
+      }
       // The last chunk, the usage and [DONE] leave in one write: fewer small packets to wait on.
-      const tail = [chunkEvent(who, '', event.reason, includeUsage)];
+      const tail = [finish];
       if (includeUsage)
         tail.push(usageEvent(who, usageOf(input.promptTokens, input.progress.completionTokens)));
       tail.push(SSE_DONE);

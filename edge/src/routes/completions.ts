@@ -13,7 +13,8 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
   // is admitted, so a refused key costs no more than the limiter's answer.
   const bodyText = readBodyText(c.req.raw, settings.maxBodyBytes);
   bodyText.catch(() => undefined); // a refusal answers without waiting for it
-  const admission = await Admission.admit(c.env, c.get('apiKey'));
+  const key = c.get('apiKey');
+  const admission = await Admission.admit(c.env, key);
   c.set('rateHeaders', admission.headers);
   return answerCompletion({
     settings,
@@ -22,5 +23,6 @@ export async function completions(c: Context<AppEnv>): Promise<Response> {
     clientSignal: c.req.raw.signal,
     ctx: c.executionCtx,
     onReserved: (headers) => c.set('rateHeaders', headers),
+    keyId: key.id,
   });
 }

@@ -1,6 +1,8 @@
 // A stand-in for the GPU function that speaks the real wire protocol (signed POST /v1/generate,
 // NDJSON frames) over real HTTP on loopback, with deterministic output: it "generates" the
-// prompt's ids again, cyclically, so a test knows the completion text from the prompt alone.
+// prompt's ids again, cyclically, so a test knows the completion text from the prompt alone
+// (sample j of a prompt starts j ids further on, so the n samples differ; every choice gets
+// a tokens frame per step, tagged with its index when the request has more than one).
 //
 // A path prefix picks the behaviour, e.g. GPU_FUNCTION_URL = http://127.0.0.1:PORT/s/delay=20,fail=3
 //   delay=MS        pause between token frames          chunk=K       ids per token frame
@@ -175,7 +177,7 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
     await sleep(num('delay') ?? 20);
   }
   const chunk = num('chunk') ?? 1;
-  const prompt = request.prompts[0] as number[];
+  const choices = request.prompts.length * request.n;
   let finish: 'length' | 'eos' | 'error' = 'length';
   while (entry.tokensSent < request.max_new_tokens) {
     if (closed) {
@@ -207,8 +209,12 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
       return; // leaves the response open and silent
     }
     const count = Math.min(chunk, request.max_new_tokens - n);
-    const ids = Array.from({ length: count }, (_, k) => prompt[(n + k) % prompt.length]!);
-    write({ type: 'tokens', ids });
+    for (let index = 0; index < choices; index++) {
+      const prompt = request.prompts[Math.floor(index / request.n)] as number[];
+      const j = index % request.n;
+      const ids = Array.from({ length: count }, (_, k) => prompt[(n + k + j) % prompt.length]!);
+      write(choices > 1 ? { type: 'tokens', index, ids } : { type: 'tokens', ids });
+    }
     entry.tokensSent += count;
     const delay = num('delay');
     if (delay) await sleep(delay);
@@ -217,8 +223,17 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
   write({
     type: 'done',
     finish_reason: finish,
-    prompt_tokens: prompt.length,
-    completion_tokens: entry.tokensSent,
+    prompt_tokens: request.prompts.reduce((sum, p) => sum + p.length, 0),
+    completion_tokens: entry.tokensSent * choices,
+    ...(choices > 1
+      ? {
+          choices: Array.from({ length: choices }, (_, index) => ({
+            index,
+            finish_reason: finish,
+            completion_tokens: entry.tokensSent,
+          })),
+        }
+      : {}),
     timings: { queue_ms: 0, load_ms: 0, prefill_ms: 0, decode_ms: 0, total_ms: 0 },
     ...(finish === 'error' ? { error: { message: 'scripted failure', code: 'internal_error' } } : {}),
   });
