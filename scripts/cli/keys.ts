@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { promptSecret } from '../lib/prompt-secret.ts';
 
 const DEFAULT_URL = 'http://127.0.0.1:8787';
 const LIMIT_FLAGS = {
@@ -26,7 +27,9 @@ limits (positive integers; a new key gets the edge's defaults for any left out):
 
 connection:
   --url URL            the edge (env EDGE_URL; default ${DEFAULT_URL})
-  --admin-token TOKEN  (env ADMIN_TOKEN; else ADMIN_TOKEN from .dev.vars, as the local stack uses)
+  admin token          env ADMIN_TOKEN; else ADMIN_TOKEN from .dev.vars (the local stack's); else
+                       asked for on the terminal. Never on the command line: it would show in the
+                       process list and the shell's history.
 `;
 
 class UsageError extends Error {}
@@ -148,14 +151,23 @@ async function dispatch(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command || values.help ? 0 : 2;
   }
+  if (values['admin-token'] !== undefined) {
+    throw new UsageError(
+      '--admin-token is not accepted (the process list would show it): set ADMIN_TOKEN, or leave it unset to be asked',
+    );
+  }
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const needsId = command === 'show' || command === 'update' || command === 'revoke';
   if (needsId && !id) throw new UsageError(`keys ${command} needs a key id (see \`keys list\`)`);
   if (!needsId && id) throw new UsageError(`unexpected argument '${id}'`);
 
-  const token = values['admin-token'] ?? process.env.ADMIN_TOKEN ?? adminTokenFromDevVars();
-  if (!token)
-    throw new UsageError('no admin token: pass --admin-token, set ADMIN_TOKEN, or add it to .dev.vars');
+  const token =
+    process.env.ADMIN_TOKEN || adminTokenFromDevVars() || (await promptSecret('admin token (not shown): '));
+  if (!token) {
+    throw new UsageError(
+      'no admin token: set ADMIN_TOKEN, add it to .dev.vars, or run in a terminal to be asked',
+    );
+  }
   const client = new AdminClient(values.url ?? process.env.EDGE_URL ?? DEFAULT_URL, token);
   const limits = limitsFrom(values);
 

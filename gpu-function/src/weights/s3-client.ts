@@ -43,8 +43,19 @@ const CREDENTIAL_CODES = new Set([
   'CredentialsProviderError',
 ]);
 
-/** True when retrying cannot help: the storage refused who we are or what we asked for. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+
+/** A write to the local cache failed for lack of space: not the storage's fault. */
+export function isDiskFull(err: unknown): boolean {
+  return DISK_FULL.has((err as { code?: unknown } | null)?.code as string);
+}
+
+/**
+ * True when retrying cannot help: the storage refused who we are or what we asked for, or the
+ * cache's disk is full.
+ */
 export function isPermanentS3Error(err: unknown): boolean {
+  if (isDiskFull(err)) return true;
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode ?? 0;
     return (
@@ -56,6 +67,9 @@ export function isPermanentS3Error(err: unknown): boolean {
 
 /** A one-line description of a storage error that names the object and never the credentials. */
 export function describeS3Error(err: unknown, what: string): string {
+  if (isDiskFull(err)) {
+    return `no space left on the disk of the model cache (MODEL_CACHE_DIR) while writing ${what}: free space there or point MODEL_CACHE_DIR at a larger disk`;
+  }
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode;
     if (CREDENTIAL_CODES.has(err.name) || status === 403) {

@@ -44,7 +44,7 @@ import {
 import { PARTIAL_DIR, PartRecordWriter, partialPaths, readPartRecord, removePartial } from './part-record.ts';
 import { runPool } from './pool.ts';
 import { ProgressReporter } from './progress.ts';
-import { describeS3Error } from './s3-client.ts';
+import { describeS3Error, isDiskFull } from './s3-client.ts';
 import { formatS3Uri, objectKey, type S3Location } from './s3-uri.ts';
 import { WeightsError } from './weights-error.ts';
 
@@ -369,7 +369,7 @@ class S3ModelLoad {
       const message = describeS3Error(err, what);
       if ((err as { name?: string }).name === 'PreconditionFailed')
         await removePartial(this.o.cacheDir, job.file.path);
-      throw new WeightsError(message, 'weights_unavailable', { cause: err });
+      throw new WeightsError(message, isDiskFull(err) ? 'disk_full' : 'weights_unavailable', { cause: err });
     });
     await job.writer.markDone(p.index);
     job.hasher.partDone(p.index);
@@ -406,6 +406,11 @@ export async function loadFromS3(o: S3LoadOptions): Promise<LoadReport> {
     return await new S3ModelLoad(o).run();
   } catch (err) {
     if (err instanceof WeightsError) throw err;
+    if (isDiskFull(err)) {
+      throw new WeightsError(describeS3Error(err, `the model cache ${o.cacheDir}`), 'disk_full', {
+        cause: err,
+      });
+    }
     throw new WeightsError(`loading the model failed: ${errorMessage(err)}`, 'weights_unavailable', {
       cause: err,
     });

@@ -3,7 +3,7 @@
 //   the edge's secrets (GPU_HMAC_SECRET, ADMIN_TOKEN) in a wrangler .dev.vars file;
 //   the local API key in <data>/stack/local-api-key, unless LOCAL_API_KEY fixes it.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface EdgeSecrets {
@@ -48,6 +48,9 @@ export function ensureDevVars(file: string): { secrets: EdgeSecrets; added: stri
     const separator = text === '' || text.endsWith('\n') ? '' : '\n';
     writeFileSync(file, `${text}${separator}${header}${extra}`, { mode: 0o600 });
   }
+  // `mode` applies only to a file writeFileSync creates: an existing one keeps its permissions,
+  // so a file someone made world-readable is made private here, whether or not it changed.
+  if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
   return {
     secrets: { GPU_HMAC_SECRET: vars.get('GPU_HMAC_SECRET')!, ADMIN_TOKEN: vars.get('ADMIN_TOKEN')! },
     added,

@@ -1,7 +1,16 @@
 // Parts of the local stack on their own: its secrets file, the model given as MODEL_URI, how the
 // GPU function's log lines are shown, and the removal of older demo models (against the real
 // local object storage). test/e2e runs the whole stack.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -45,6 +54,20 @@ describe('the edge secrets file', () => {
       text.startsWith('# mine\nCOLD_START_TIMEOUT_S=600\nADMIN_TOKEN="quoted token"\nGPU_HMAC_SECRET='),
     ).toBe(true);
     expect(parseDevVars(text).get('COLD_START_TIMEOUT_S')).toBe('600');
+  });
+
+  it('is private (0600) even when it existed with looser permissions', () => {
+    const missing = path.join(scratch, 'readable.vars');
+    writeFileSync(missing, 'ADMIN_TOKEN=mine\n', { mode: 0o644 });
+    chmodSync(missing, 0o644);
+    ensureDevVars(missing); // adds GPU_HMAC_SECRET to the existing file
+    expect(statSync(missing).mode & 0o777).toBe(0o600);
+
+    const complete = path.join(scratch, 'complete.vars');
+    writeFileSync(complete, `ADMIN_TOKEN=${'a'.repeat(43)}\nGPU_HMAC_SECRET=${'b'.repeat(43)}\n`);
+    chmodSync(complete, 0o644);
+    expect(ensureDevVars(complete).added).toEqual([]);
+    expect(statSync(complete).mode & 0o777).toBe(0o600);
   });
 });
 
