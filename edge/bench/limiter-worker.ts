@@ -12,6 +12,7 @@ const UNLIMITED: KeyConfig = {
     tokens_per_minute: 1e12,
     tokens_per_day: 1e12,
     tokens_per_month: 1e12,
+    concurrent_requests: 1e12,
   },
   disabled: false,
 };

@@ -46,6 +46,7 @@ export function edgeSettings(env: object): EdgeSettings {
       tokens_per_minute: positiveInteger('DEFAULT_TOKENS_PER_MINUTE', raw.DEFAULT_TOKENS_PER_MINUTE),
       tokens_per_day: positiveInteger('DEFAULT_TOKENS_PER_DAY', raw.DEFAULT_TOKENS_PER_DAY),
       tokens_per_month: positiveInteger('DEFAULT_TOKENS_PER_MONTH', raw.DEFAULT_TOKENS_PER_MONTH),
+      concurrent_requests: positiveInteger('DEFAULT_CONCURRENT_REQUESTS', raw.DEFAULT_CONCURRENT_REQUESTS),
     },
   };
   cache.set(env, settings);

@@ -11,6 +11,7 @@ const LIMIT_FLAGS = {
   'tokens-per-minute': 'tokens_per_minute',
   'tokens-per-day': 'tokens_per_day',
   'tokens-per-month': 'tokens_per_month',
+  'concurrent-requests': 'concurrent_requests',
 } as const;
 
 const USAGE = `usage: npm run -s cli -- keys <command> [options]
@@ -24,6 +25,7 @@ commands:
 
 limits (positive integers; a new key gets the edge's defaults for any left out):
   --requests-per-minute N  --tokens-per-minute N  --tokens-per-day N  --tokens-per-month N
+  --concurrent-requests N
 
 connection:
   --url URL            the edge (env EDGE_URL; default ${DEFAULT_URL})

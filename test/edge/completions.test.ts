@@ -310,3 +310,24 @@ describe.skipIf(!TOKENIZER_READY)('several prompts and n completions', () => {
     expect(body.choices[1]?.finish_reason).toBe('stop');
   });
 });
+
+describe.skipIf(!TOKENIZER_READY)('requests in flight per key', () => {
+  it('refuses one more than the key may have in flight with 429, and serves again once one ends', async () => {
+    const own = await createKey({ requests_per_minute: 1000, concurrent_requests: 1 });
+    const slow = await complete(
+      own.key,
+      { prompt: PROMPT, max_tokens: 8, stream: true },
+      { backend: scenario('delay=150') },
+    );
+    expect(slow.status).toBe(200);
+    const refused = await complete(own.key, { prompt: PROMPT, max_tokens: 2 });
+    expect(refused.status).toBe(429);
+    const body = (await refused.json()) as { error: { code: string; message: string; type: string } };
+    expect(body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'rate_limit_error' });
+    expect(body.error.message).toMatch(/in flight for this key \(at most 1\)/);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    await slow.text(); // the first one ends and is settled
+    await settledUsageOf(own.id);
+    expect((await complete(own.key, { prompt: PROMPT, max_tokens: 2 })).status).toBe(200);
+  });
+});

@@ -12,6 +12,7 @@ const config = (limits: Partial<KeyConfig['limits']> = {}, disabled = false): Ke
     tokens_per_minute: 100,
     tokens_per_day: 1000,
     tokens_per_month: 5000,
+    concurrent_requests: 100,
     ...limits,
   },
   disabled,
@@ -205,6 +206,32 @@ describe('two-step admission (admit before the body, take once its size is known
         open_reservations: 1,
       });
       expect(() => ledger.take(c, d.reservationId, 1, T0 + 3)).toThrow(/not an open admission/);
+    });
+  });
+
+  it('caps the completions a key has in flight; settling one makes room, a stale one stops counting', async () => {
+    await withLedger(freshLimiter(), (ledger) => {
+      const c = config({ requests_per_minute: 100, concurrent_requests: 2 });
+      const a = ledger.admit(c, T0);
+      const b = ledger.admit(c, T0 + 1);
+      if (!a.ok || !b.ok) throw new Error('refused');
+      expect(ledger.admit(c, T0 + 2)).toMatchObject({ ok: false, refusal: 'concurrent_requests' });
+      // Requests that cost nothing (tokenize, models) are not in flight and still pass.
+      expect(ledger.count(c, T0 + 2).ok).toBe(true);
+      ledger.settle(a.reservationId, 0);
+      expect(ledger.admit(c, T0 + 3).ok).toBe(true);
+      expect(ledger.admit(c, T0 + 4)).toMatchObject({ ok: false, refusal: 'concurrent_requests' });
+      // A reservation never settled (its worker died) stops holding a place after 15 minutes.
+      expect(ledger.admit(c, T0 + 15 * 60_000 + 2).ok).toBe(true);
+    });
+    // Records made before the limit existed take the limit passed in (the deployment default).
+    await withLedger(freshLimiter(), (ledger) => {
+      const { concurrent_requests: _, ...older } = config().limits;
+      const c = { limits: older, disabled: false } as KeyConfig;
+      const withDefault = { ...c, limits: { ...older, concurrent_requests: 1 } };
+      expect(ledger.admit(withDefault, T0).ok).toBe(true);
+      expect(ledger.admit(withDefault, T0 + 1)).toMatchObject({ ok: false, refusal: 'concurrent_requests' });
+      expect(ledger.admit(c, T0 + 2).ok).toBe(true);
     });
   });
 

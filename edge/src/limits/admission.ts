@@ -6,19 +6,25 @@ import type { Env } from '../env.ts';
 import { rateLimitHeaders } from '../http/ratelimit-headers.ts';
 import { forgetKey } from '../keys/recent-keys.ts';
 import type { KeyRecord } from '../keys/store.ts';
+import { edgeSettings } from '../settings.ts';
 import { configOf, limiterOf } from './client.ts';
 import { refusalError } from './refusal.ts';
 import type { RateState, ReserveResult } from './types.ts';
 
 const nextTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-function refused(key: KeyRecord, result: Exclude<ReserveResult, { ok: true }>, tokens: number) {
+function refused(
+  key: KeyRecord,
+  result: Exclude<ReserveResult, { ok: true }>,
+  tokens: number,
+  concurrent?: number,
+) {
   // The limiter knows of a revocation before KV does: stop trusting the remembered record.
   if (result.refusal === 'disabled') forgetKey(key.hash);
   return refusalError(
     result.refusal,
     result.retryAfterMs,
-    { tokens, limit: result.state.limitTokens },
+    { tokens, limit: result.state.limitTokens, ...(concurrent === undefined ? {} : { concurrent }) },
     rateLimitHeaders(result.state),
   );
 }
@@ -46,8 +52,11 @@ export class Admission {
 
   /** Counts the request against the key's limits; throws the refusal (429, or 401 if revoked). */
   static async admit(env: Env, key: KeyRecord): Promise<Admission> {
-    const result = await limiterOf(env, key.id).admit(configOf(key));
-    if (!result.ok) throw refused(key, result, 0);
+    // Limits a key was made without (older records) take the deployment's defaults.
+    const config = configOf(key);
+    const limits = { ...edgeSettings(env).defaultLimits, ...config.limits };
+    const result = await limiterOf(env, key.id).admit({ ...config, limits });
+    if (!result.ok) throw refused(key, result, 0, limits.concurrent_requests);
     return new Admission(env, key, result.reservationId, result.state);
   }
 

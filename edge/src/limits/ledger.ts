@@ -25,6 +25,11 @@ export const WINDOW_MS = 60_000;
 /** A reservation never settled (the worker died) stays charged in full; its row goes after this. */
 const UNSETTLED_RETENTION_MS = 60 * 60_000;
 const DAY_RETENTION_DAYS = 40;
+/**
+ * An open reservation older than this no longer counts as in flight (a worker that died
+ * without settling must not hold the key's concurrency forever); no generation runs this long.
+ */
+const IN_FLIGHT_MS = 15 * 60_000;
 const MONTH_RETENTION_MONTHS = 13;
 
 interface WindowTotals {
@@ -158,6 +163,7 @@ export class Ledger {
 
   private admitRow(fallback: KeyConfig, now: number, settled: boolean): ReserveResult {
     const { limits, disabled } = this.storedConfig() ?? fallback;
+    const concurrent = limits.concurrent_requests ?? fallback.limits.concurrent_requests;
     this.prune(now);
     const win = this.window(now);
     const refuse = (refusal: Refusal, retryAfterMs: number | null) =>
@@ -170,6 +176,9 @@ export class Ledger {
       // Nothing left to spend: refused before the request is read. (One token stands for "any".)
       const spent = this.tokenRefusal(limits, win, 1, now);
       if (spent) return refuse(spent.refusal, spent.retryAfterMs);
+      if (concurrent !== undefined && this.inFlight(now) >= concurrent) {
+        return refuse('concurrent_requests', 1000);
+      }
     }
     const id = this.insertRow(now, 0, settled);
     return {
@@ -199,6 +208,16 @@ export class Ledger {
       return { refusal: 'tokens_per_month', retryAfterMs: msUntilNextUtcMonth(now) };
     }
     return null;
+  }
+
+  /** Completions admitted and not settled yet (recent ones: see IN_FLIGHT_MS). */
+  private inFlight(now: number): number {
+    return this.sql
+      .exec<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM reservation WHERE settled = 0 AND at_ms > ?',
+        now - IN_FLIGHT_MS,
+      )
+      .one().n;
   }
 
   private insertRow(now: number, tokens: number, settled: boolean): number {

@@ -5,7 +5,7 @@ import type { Refusal } from './types.ts';
 export function refusalError(
   refusal: Refusal,
   retryAfterMs: number | null,
-  detail: { tokens: number; limit: number },
+  detail: { tokens: number; limit: number; concurrent?: number },
   headers: Record<string, string>,
 ): ApiError {
   if (refusal === 'disabled') return unauthorized('This API key has been revoked.');
@@ -19,6 +19,13 @@ export function refusalError(
         'rate_limit_error',
         `This request needs ${detail.tokens} tokens (prompt + max_tokens) but the key allows ${detail.limit} tokens per minute; lower max_tokens or shorten the prompt.`,
         { code: 'request_too_large', headers: all },
+      );
+    case 'concurrent_requests':
+      return new ApiError(
+        429,
+        'rate_limit_error',
+        `Too many requests in flight for this key (at most ${detail.concurrent}); wait for one to finish.`,
+        { code: 'rate_limit_exceeded', headers: all },
       );
     case 'requests_per_minute':
       return new ApiError(429, 'rate_limit_error', 'Rate limit reached: requests per minute.', {

@@ -8,6 +8,8 @@ export interface KeyLimits {
   tokens_per_day: number;
   /** Per UTC calendar month. */
   tokens_per_month: number;
+  /** Completions in flight at once (records made before this limit lack it: the default applies). */
+  concurrent_requests: number;
 }
 
 /** What the limiter enforces for one key. */
@@ -32,6 +34,7 @@ export type Refusal =
   | 'requests_per_minute'
   | 'tokens_per_minute'
   | 'request_too_large'
+  | 'concurrent_requests'
   | 'tokens_per_day'
   | 'tokens_per_month';
 
@@ -57,4 +60,5 @@ export const LIMIT_NAMES = [
   'tokens_per_minute',
   'tokens_per_day',
   'tokens_per_month',
+  'concurrent_requests',
 ] as const satisfies readonly (keyof KeyLimits)[];
