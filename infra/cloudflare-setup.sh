@@ -4,12 +4,14 @@
 #   infra/cloudflare-setup.sh resources   create the R2 bucket for the weights and the KV
 #                                         namespace for API keys, and write the namespace id
 #                                         into wrangler.toml (replacing the all-zero placeholder)
-#   infra/cloudflare-setup.sh deploy      deploy the Worker: its secrets, the GPU function's URL,
-#                                         an optional custom domain; the Durable Object
-#                                         migration in wrangler.toml is applied by this deploy
+#   infra/cloudflare-setup.sh deploy      deploy the Worker: the compiled tokenizer it bundles,
+#                                         its secrets, the GPU function's URL, an optional custom
+#                                         domain; the Durable Object migration in wrangler.toml
+#                                         is applied by this deploy
 #
 # Environment: R2_BUCKET (jslm-weights); R2_LOCATION (enam: near us-central1/us-east4; weur for
-# europe-west*, apac for asia-*); for deploy GPU_FUNCTION_URL (required), CUSTOM_DOMAIN (a
+# europe-west*, apac for asia-*); for deploy GPU_FUNCTION_URL (required), TOKENIZER_MODEL (the
+# tokenizer.model to compile; else the shared fixture, else downloaded), CUSTOM_DOMAIN (a
 # hostname in a zone on this account; else the workers.dev URL), COLD_START_TIMEOUT_S (300), and
 # SECRET_<NAME> for each Worker secret, or SECRET_<NAME>_FILE naming a file that holds it (the
 # invoker key file for GPU_INVOKER_KEY); asked for when neither is set. DRY_RUN=1 bundles and
@@ -85,6 +87,8 @@ deploy() {
     for (const n of process.argv.slice(1)) { const v = process.env["SECRET_" + n]; if (v) out[n] = v; }
     process.stdout.write(JSON.stringify(out));
   ' $names >"$workdir/secrets.json")
+  # The Worker bundles the compiled tokenizer, a generated file a fresh clone does not have.
+  "$NODE" infra/worker-assets.ts
   local args=(deploy --config "$CONFIG" --var "GPU_FUNCTION_URL:${GPU_FUNCTION_URL}"
     --var "COLD_START_TIMEOUT_S:${COLD_START_TIMEOUT_S:-300}" --secrets-file "$workdir/secrets.json")
   [[ -z "${CUSTOM_DOMAIN:-}" ]] || args+=(--domain "$CUSTOM_DOMAIN")
@@ -95,7 +99,7 @@ deploy() {
 case "${1:-}" in
   resources | deploy) "$1" ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac
