@@ -18,6 +18,17 @@ describe.skipIf(!TOKENIZER_READY)('limits before work', () => {
     expect(await long.json()).toMatchObject({ error: { code: 'rate_limit_exceeded' } });
   });
 
+  it('settles a request refused as bad input before answering it: back-to-back bad requests never pile up in flight', async () => {
+    const own = await createKey({ requests_per_minute: 1000 });
+    for (let i = 0; i < 30; i++) {
+      const res = await complete(own.key, { prompt: [300], max_tokens: 0 });
+      expect(res.status, `request ${i}`).toBe(400);
+      await res.arrayBuffer();
+    }
+    expect((await usageOf(own.id)).open_reservations).toBe(0);
+    expect((await complete(own.key, { prompt: [300], max_tokens: 1 })).status).toBe(200);
+  });
+
   it('refuses a key whose tokens are spent before reading its body', async () => {
     const own = await createKey({ requests_per_minute: 100, tokens_per_day: 5 });
     expect((await complete(own.key, { prompt: [300, 301], max_tokens: 3 })).status).toBe(200);

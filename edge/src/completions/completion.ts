@@ -125,7 +125,7 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       },
     });
   } catch (err) {
-    settlement.end();
+    await settlement.fail();
     // Nobody reads this answer; it only keeps the hang-up out of the error log.
     if (clientGone.signal.aborted) {
       throw new ApiError(499, 'invalid_request_error', 'The client closed the request.', {

@@ -16,6 +16,7 @@ export class Settlement {
   private readonly admission: Admission;
   private readonly ctx: WaitUntil;
   private resolveOver: () => void = () => {};
+  private begun = false;
 
   constructor(admission: Admission, ctx: WaitUntil) {
     this.admission = admission;
@@ -31,6 +32,7 @@ export class Settlement {
    * `end()` (or the hang-up), ends the generation (cancelling it upstream), then settles.
    */
   begin(events: AsyncGenerator<GenerationEvent>, promptTokens: number): void {
+    this.begun = true;
     this.promptTokens = promptTokens;
     const over = new Promise<void>((resolve) => {
       this.resolveOver = resolve;
@@ -42,6 +44,15 @@ export class Settlement {
         new Promise((resolve) => setTimeout(resolve, END_TIMEOUT_MS)),
       ]);
     });
+  }
+
+  /**
+   * The request failed. Before any generation the reservation is settled (at 0) before the error
+   * answer leaves, so a client's next request never finds it still in flight; after, as `end`.
+   */
+  async fail(): Promise<void> {
+    if (!this.begun) await this.admission.settleNow(0);
+    this.end();
   }
 
   /** The request is over (answered, failed or abandoned): settle. Idempotent. */

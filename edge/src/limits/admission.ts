@@ -85,6 +85,18 @@ export class Admission {
   }
 
   /**
+   * Settles now and waits for it: for a request that ends before it generated anything, so its
+   * answer leaves only once it no longer counts as in flight. Once, as `settle`.
+   */
+  async settleNow(usedTokens: number): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    await limiterOf(this.env, this.key.id)
+      .settle(this.reservationId, usedTokens)
+      .catch((err: unknown) => console.error(`settling reservation failed: ${String(err)}`));
+  }
+
+  /**
    * Settles the reservation to `usedTokens()` once (later calls do nothing): a turn of the event
    * loop after the answer left, then after `after()` (the end of the generation), and a turn
    * later. Where the limiter object shares the worker's thread its commit would otherwise delay
