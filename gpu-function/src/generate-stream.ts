@@ -70,7 +70,7 @@ export function generationStream(
   const t0 = performance.now();
   const timings: Timings = { queue_ms: 0, load_ms: 0, prefill_ms: 0, decode_ms: 0, total_ms: 0 };
   const promptTokens = req.prompts.reduce((n, p) => n + p.length, 0);
-  const seed = req.seed ?? randomSeed();
+  const seed = req.sampling.seed ?? randomSeed();
   const choices: (ChoiceDone | undefined)[] = new Array(req.prompts.length * req.n).fill(undefined);
   let completion = 0;
   let open = true;
@@ -135,13 +135,13 @@ export function generationStream(
           const it = engine.generate(
             {
               promptIds: req.prompts[unit.prompt] as number[],
-              maxNewTokens: req.max_new_tokens,
-              temperature: req.temperature,
-              topP: req.top_p,
-              topK: req.top_k,
-              repetitionPenalty: req.repetition_penalty,
+              maxNewTokens: req.stopping.max_new_tokens,
+              temperature: req.sampling.temperature,
+              topP: req.sampling.top_p,
+              topK: req.sampling.top_k,
+              repetitionPenalty: req.sampling.repetition_penalty,
               seed,
-              stopIds: req.stop_ids,
+              stopIds: req.stopping.stop_ids,
               n: unit.n,
               firstSample: unit.firstSample,
             },
@@ -210,7 +210,7 @@ export function generationStream(
         prompts: req.prompts.length,
         n: req.n,
         prompt_tokens: promptTokens,
-        max_new_tokens: req.max_new_tokens,
+        max_new_tokens: req.stopping.max_new_tokens,
         waiting: scheduler.waiting,
       });
       run()

@@ -22,7 +22,7 @@ export function planUnits(req: GenerateRequest, maxRows: number): RequestUnit[] 
         prompt,
         firstSample: first,
         n,
-        spec: { rows: n, tokens: ids.length + req.max_new_tokens },
+        spec: { rows: n, tokens: ids.length + req.stopping.max_new_tokens },
       });
     }
   });

@@ -3,6 +3,11 @@
 // OpenAI-shaped error (the GPU function passes these straight to the client).
 
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
+import {
+  GENERATION_PARAMETERS,
+  type ParameterName,
+  readParameter,
+} from '../../../shared/src/protocol/parameters.ts';
 import { randomSeed } from './prng.ts';
 
 export interface GenerationRequest {
@@ -49,7 +54,6 @@ export interface ModelLimits {
   maxPositions: number;
 }
 
-export const MAX_STOP_IDS = 64;
 /** Samples one engine request may ask for (the service splits larger requests). */
 export const MAX_SAMPLES = 256;
 
@@ -74,57 +78,55 @@ function tokenIds(ids: unknown, vocabSize: number, param: string, allowEmpty: bo
   if (!allowEmpty && ids.length === 0) throw badRequest(`'${param}' must not be empty`, param);
   for (const id of ids) {
     if (!isInt(id) || id < 0 || id >= vocabSize) {
-      throw badRequest(`'${param}' holds ${JSON.stringify(id)}, not a token id in [0, ${vocabSize})`, param);
+      throw badRequest(
+        `'${param}' holds ${String(id).slice(0, 32)}, not a token id in [0, ${vocabSize})`,
+        param,
+      );
     }
   }
   return [...ids];
 }
 
-function finiteIn(v: unknown, fallback: number, param: string, ok: (x: number) => boolean, range: string) {
-  const x = v ?? fallback;
-  if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x)) {
-    throw badRequest(`'${param}' must be a number ${range} (got ${JSON.stringify(v)})`, param);
-  }
-  return x;
+/** A parameter checked by the shared table (the same rules as at the edge and on the wire). */
+function checked<N extends ParameterName>(name: N, value: unknown): unknown {
+  return readParameter(GENERATION_PARAMETERS[name], { [name]: value }, name);
 }
 
 export function resolveRequest(req: GenerationRequest, limits: ModelLimits): ResolvedRequest {
   const promptIds = tokenIds(req.promptIds, limits.vocabSize, 'prompt', false);
-  const maxNewTokens = req.maxNewTokens;
-  if (!isInt(maxNewTokens) || maxNewTokens < 1) {
-    throw badRequest(
-      `'max_tokens' must be an integer >= 1 (got ${JSON.stringify(maxNewTokens)})`,
-      'max_tokens',
-    );
-  }
+  if (req.maxNewTokens === undefined) throw badRequest("'max_tokens' is required", 'max_tokens');
+  const maxNewTokens = checked('max_tokens', req.maxNewTokens) as number;
+  // Only what depends on the model is checked here beyond the table: its context and vocabulary.
   if (promptIds.length + maxNewTokens > limits.maxPositions) {
     throw new ContextLengthError(promptIds.length, maxNewTokens, limits.maxPositions);
   }
-  const topK = req.topK ?? 0;
-  if (!isInt(topK) || topK < 0)
-    throw badRequest(`'top_k' must be an integer >= 0 (got ${JSON.stringify(topK)})`, 'top_k');
-  const seed = req.seed ?? randomSeed();
-  if (!isInt(seed)) throw badRequest(`'seed' must be an integer (got ${JSON.stringify(req.seed)})`, 'seed');
-  const stopIds = tokenIds(req.stopIds ?? [], limits.vocabSize, 'stop', true);
-  if (stopIds.length > MAX_STOP_IDS) throw badRequest(`at most ${MAX_STOP_IDS} stop token ids`, 'stop');
+  const stopIds = tokenIds(
+    checked('stop_token_ids', req.stopIds ?? []),
+    limits.vocabSize,
+    'stop_token_ids',
+    true,
+  );
   const n = req.n ?? 1;
   if (!isInt(n) || n < 1 || n > MAX_SAMPLES) {
-    throw badRequest(`'n' must be an integer in [1, ${MAX_SAMPLES}] (got ${JSON.stringify(req.n)})`, 'n');
+    throw badRequest(
+      `'n' must be an integer in [1, ${MAX_SAMPLES}] (got ${String(req.n).slice(0, 32)})`,
+      'n',
+    );
   }
   const firstSample = req.firstSample ?? 0;
   if (!isInt(firstSample) || firstSample < 0) {
-    throw badRequest(`'firstSample' must be an integer >= 0 (got ${JSON.stringify(firstSample)})`, 'n');
+    throw badRequest(`'firstSample' must be an integer >= 0 (got ${String(firstSample).slice(0, 32)})`, 'n');
   }
   return {
     promptIds,
     maxNewTokens,
     n,
     firstSample,
-    temperature: finiteIn(req.temperature, 1, 'temperature', (x) => x >= 0, '>= 0'),
-    topP: finiteIn(req.topP, 1, 'top_p', (x) => x > 0 && x <= 1, 'in (0, 1]'),
-    topK: Math.min(topK, limits.vocabSize),
-    repetitionPenalty: finiteIn(req.repetitionPenalty, 1, 'repetition_penalty', (x) => x > 0, '> 0'),
-    seed,
+    temperature: checked('temperature', req.temperature) as number,
+    topP: checked('top_p', req.topP) as number,
+    topK: Math.min(checked('top_k', req.topK) as number, limits.vocabSize),
+    repetitionPenalty: checked('repetition_penalty', req.repetitionPenalty) as number,
+    seed: (checked('seed', req.seed) as number | undefined) ?? randomSeed(),
     stopIds,
   };
 }

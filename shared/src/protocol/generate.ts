@@ -18,15 +18,16 @@
 
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
+import { readParameter, readWireGroup } from './parameters.ts';
 
-export interface GenerateRequest {
-  /** One or more prompts (at most MAX_PROMPTS), each a non-empty list of token ids. */
-  prompts: number[][];
-  /** Samples of each prompt (they share its prefill). Default 1. */
-  n: number;
-  /** The caller's opaque key id: the function takes turns between keys. */
-  key_id?: string;
-  max_new_tokens: number;
+/**
+ * Wire version 2. The fields of `sampling` and `stopping` are the engine-side parameters of the
+ * shared table (parameters.ts), under their wire names; the table checks them on both sides.
+ */
+export const WIRE_VERSION = 2;
+
+/** How each next token is chosen. */
+export interface SamplingParams {
   /** 0 means greedy. */
   temperature: number;
   /** 1 disables nucleus truncation. */
@@ -37,8 +38,25 @@ export interface GenerateRequest {
   repetition_penalty: number;
   /** Same seed and parameters give the same tokens; absent means random. */
   seed?: number;
-  /** Generation stops after any of these ids (end-of-text always stops). */
+}
+
+/** When a choice ends. */
+export interface StoppingParams {
+  max_new_tokens: number;
+  /** Ids that end a choice (end-of-text always does). */
   stop_ids: number[];
+}
+
+export interface GenerateRequest {
+  version: typeof WIRE_VERSION;
+  /** One or more prompts (at most MAX_PROMPTS), each a non-empty list of token ids. */
+  prompts: number[][];
+  /** Samples of each prompt (they share its prefill). Default 1. */
+  n: number;
+  /** The caller's opaque key id: the function takes turns between keys. */
+  key_id?: string;
+  sampling: SamplingParams;
+  stopping: StoppingParams;
 }
 
 export type FinishReason = 'length' | 'stop' | 'eos' | 'error' | 'cancelled';
@@ -82,14 +100,6 @@ export interface TokensFrame {
 
 export type GenerateFrame = { type: 'heartbeat'; phase: 'loading' | 'queued' } | TokensFrame | DoneFrame;
 
-export const GENERATE_DEFAULTS = {
-  temperature: 1,
-  top_p: 1,
-  top_k: 0,
-  repetition_penalty: 1,
-} as const;
-
-const MAX_STOP_IDS = 16;
 /** Prompts one request may hold (OpenAI's batch of prompts). */
 export const MAX_PROMPTS = 20;
 /** Choices (prompts x n) one request may ask for on the wire; a function may allow fewer. */
@@ -114,29 +124,6 @@ function tokenIds(v: unknown, param: string, max: number): number[] {
   return v as number[];
 }
 
-function numberIn(
-  body: Record<string, unknown>,
-  param: string,
-  fallback: number,
-  min: number,
-  max: number,
-  opts: { integer?: boolean; exclusiveMin?: boolean } = {},
-): number {
-  const v = body[param];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    throw badRequest(`'${param}' must be a finite number.`, param);
-  if (opts.integer && !Number.isInteger(v)) throw badRequest(`'${param}' must be an integer.`, param);
-  if (opts.exclusiveMin ? v <= min : v < min) {
-    throw badRequest(
-      `'${param}' must be ${opts.exclusiveMin ? 'greater than' : 'at least'} ${min}; got ${v}.`,
-      param,
-    );
-  }
-  if (v > max) throw badRequest(`'${param}' must be at most ${max}; got ${v}.`, param);
-  return v;
-}
-
 /** `prompts`, or a single `prompt_ids` (one of the two). */
 function promptList(body: Record<string, unknown>): number[][] {
   if (body.prompts !== undefined && body.prompt_ids !== undefined) {
@@ -154,59 +141,71 @@ function promptList(body: Record<string, unknown>): number[][] {
   });
 }
 
+const V1_FIELDS = [
+  'max_new_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'repetition_penalty',
+  'seed',
+  'stop_ids',
+];
+
+/**
+ * Version 1 (flat fields, no `version`) as version 2: an older edge keeps working with a newer
+ * function during a rollout.
+ */
+function fromVersion1(body: Record<string, unknown>): Record<string, unknown> {
+  const { max_new_tokens, stop_ids, temperature, top_p, top_k, repetition_penalty, seed, ...rest } = body;
+  const defined = (o: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return {
+    ...rest,
+    version: WIRE_VERSION,
+    sampling: defined({ temperature, top_p, top_k, repetition_penalty, seed }),
+    stopping: defined({ max_new_tokens, stop_ids }),
+  };
+}
+
 /** Validates an internal generation request; throws a 400 ApiError naming the parameter. */
-export function parseGenerateRequest(body: unknown): GenerateRequest {
-  if (!isPlainObject(body)) throw badRequest('The request body must be a JSON object.');
-  const known = new Set([
-    'prompt_ids',
-    'prompts',
-    'n',
-    'key_id',
-    'max_new_tokens',
-    'temperature',
-    'top_p',
-    'top_k',
-    'repetition_penalty',
-    'seed',
-    'stop_ids',
-  ]);
+export function parseGenerateRequest(raw: unknown): GenerateRequest {
+  if (!isPlainObject(raw)) throw badRequest('The request body must be a JSON object.');
+  const body = raw.version === undefined && V1_FIELDS.some((f) => f in raw) ? fromVersion1(raw) : raw;
+  const known = new Set(['version', 'prompt_ids', 'prompts', 'n', 'key_id', 'sampling', 'stopping']);
   for (const key of Object.keys(body)) {
-    if (!known.has(key)) throw badRequest(`Unknown parameter '${key}'.`, key);
+    if (!known.has(key)) throw badRequest(`Unknown parameter '${key.slice(0, 64)}'.`, key.slice(0, 64));
+  }
+  if (body.version !== undefined && body.version !== WIRE_VERSION) {
+    throw badRequest(
+      `Wire version ${String(body.version).slice(0, 16)} is not supported (${WIRE_VERSION}).`,
+      'version',
+    );
   }
   const prompts = promptList(body);
-  const n = numberIn(body, 'n', 1, 1, MAX_CHOICES, { integer: true });
+  const n = readParameter(
+    { kind: 'integer', group: 'edge', default: 1, min: 1, max: MAX_CHOICES, doc: '' },
+    body,
+    'n',
+  ) as number;
   if (prompts.length * n > MAX_CHOICES) {
     throw badRequest(`${prompts.length} prompts x n = ${n} is over ${MAX_CHOICES} choices.`, 'n');
   }
-  const maxNew = numberIn(body, 'max_new_tokens', 16, 1, CONTEXT_LENGTH, { integer: true });
+  const sampling = readWireGroup(body.sampling, 'sampling') as unknown as SamplingParams;
+  const stopping = readWireGroup(body.stopping, 'stopping') as unknown as StoppingParams;
   const longest = Math.max(...prompts.map((p) => p.length));
-  if (longest + maxNew > CONTEXT_LENGTH) {
+  if (longest + stopping.max_new_tokens > CONTEXT_LENGTH) {
     throw badRequest(
-      `prompt (${longest} tokens) + max_new_tokens (${maxNew}) exceeds the context length of ${CONTEXT_LENGTH}.`,
+      `prompt (${longest} tokens) + max_new_tokens (${stopping.max_new_tokens}) exceeds the context length of ${CONTEXT_LENGTH}.`,
       'max_new_tokens',
       'context_length_exceeded',
     );
   }
-  const req: GenerateRequest = {
-    prompts,
-    n,
-    max_new_tokens: maxNew,
-    temperature: numberIn(body, 'temperature', GENERATE_DEFAULTS.temperature, 0, 100),
-    top_p: numberIn(body, 'top_p', GENERATE_DEFAULTS.top_p, 0, 1, { exclusiveMin: true }),
-    top_k: numberIn(body, 'top_k', GENERATE_DEFAULTS.top_k, 0, VOCAB_SIZE, { integer: true }),
-    repetition_penalty: numberIn(body, 'repetition_penalty', GENERATE_DEFAULTS.repetition_penalty, 0, 100, {
-      exclusiveMin: true,
-    }),
-    stop_ids: body.stop_ids === undefined ? [] : tokenIds(body.stop_ids, 'stop_ids', MAX_STOP_IDS),
-  };
+  const req: GenerateRequest = { version: WIRE_VERSION, prompts, n, sampling, stopping };
   if (body.key_id !== undefined) {
     if (typeof body.key_id !== 'string' || body.key_id.length === 0 || body.key_id.length > MAX_KEY_ID) {
       throw badRequest(`'key_id' must be a string of 1 to ${MAX_KEY_ID} characters.`, 'key_id');
     }
     req.key_id = body.key_id;
-  }
-  if (body.seed !== undefined && body.seed !== null) {
-    req.seed = numberIn(body, 'seed', 0, 0, Number.MAX_SAFE_INTEGER, { integer: true });
   }
   return req;
 }

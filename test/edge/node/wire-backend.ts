@@ -153,7 +153,7 @@ function createHandler(
     } catch (err) {
       return fail(400, err instanceof Error ? err.message : String(err));
     }
-    entry.temperature = request.temperature;
+    entry.temperature = request.sampling.temperature;
     const scripted = typeof firstId === 'number' ? byFirstId.get(firstId) : undefined;
     if (scripted) {
       Object.assign(scenario, scripted);
@@ -179,7 +179,7 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
   const chunk = num('chunk') ?? 1;
   const choices = request.prompts.length * request.n;
   let finish: 'length' | 'eos' | 'error' = 'length';
-  while (entry.tokensSent < request.max_new_tokens) {
+  while (entry.tokensSent < request.stopping.max_new_tokens) {
     if (closed) {
       entry.outcome = 'client_closed';
       return;
@@ -208,7 +208,7 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
       entry.outcome = 'stalled';
       return; // leaves the response open and silent
     }
-    const count = Math.min(chunk, request.max_new_tokens - n);
+    const count = Math.min(chunk, request.stopping.max_new_tokens - n);
     for (let index = 0; index < choices; index++) {
       const prompt = request.prompts[Math.floor(index / request.n)] as number[];
       const j = index % request.n;

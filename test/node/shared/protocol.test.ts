@@ -17,16 +17,33 @@ function rejects(body: unknown, param: string | null) {
 
 describe('generate request validation', () => {
   it('fills defaults', () => {
-    expect(parseGenerateRequest({ prompt_ids: [5, 6], max_new_tokens: 4 })).toEqual({
+    const v2 = {
+      version: 2,
       prompts: [[5, 6]],
       n: 1,
-      max_new_tokens: 4,
-      temperature: 1,
-      top_p: 1,
-      top_k: 0,
-      repetition_penalty: 1,
-      stop_ids: [],
+      sampling: { temperature: 1, top_p: 1, top_k: 0, repetition_penalty: 1 },
+      stopping: { max_new_tokens: 4, stop_ids: [] },
+    };
+    expect(parseGenerateRequest({ version: 2, prompts: [[5, 6]], stopping: { max_new_tokens: 4 } })).toEqual(
+      v2,
+    );
+    // Version 1 (flat fields) is read as version 2.
+    expect(parseGenerateRequest({ prompt_ids: [5, 6], max_new_tokens: 4 })).toEqual(v2);
+  });
+
+  it('checks the groups with the shared parameter table, by wire name', () => {
+    const ok = parseGenerateRequest({
+      prompts: [[1]],
+      sampling: { temperature: 0.5, top_k: -1, seed: 9 },
+      stopping: { max_new_tokens: 3, stop_ids: [7] },
     });
+    expect(ok.sampling).toEqual({ temperature: 0.5, top_p: 1, top_k: 0, repetition_penalty: 1, seed: 9 });
+    expect(ok.stopping).toEqual({ max_new_tokens: 3, stop_ids: [7] });
+    rejects({ prompts: [[1]], sampling: { temperature: 3 } }, 'temperature');
+    rejects({ prompts: [[1]], sampling: { max_new_tokens: 3 } }, 'sampling.max_new_tokens');
+    rejects({ prompts: [[1]], stopping: { stop_ids: new Array(17).fill(1) } }, 'stop_ids');
+    rejects({ prompts: [[1]], sampling: [] }, 'sampling');
+    rejects({ version: 3, prompts: [[1]] }, 'version');
   });
 
   it('rejects bad input naming the parameter', () => {
@@ -64,7 +81,8 @@ describe('generate request validation', () => {
 
   it('accepts the context limit exactly', () => {
     expect(
-      parseGenerateRequest({ prompt_ids: new Array(2000).fill(5), max_new_tokens: 48 }).max_new_tokens,
+      parseGenerateRequest({ prompt_ids: new Array(2000).fill(5), max_new_tokens: 48 }).stopping
+        .max_new_tokens,
     ).toBe(48);
   });
 });

@@ -1,0 +1,257 @@
+// The generation parameters: one table, from which the edge's request parser, the wire format
+// to the GPU function and the engine's checks all derive (and the edge README's parameter
+// table is generated). A parameter is declared once: its type, default, range, the OpenAI /
+// vLLM names it goes by, its group on the wire and which side applies it. The engine only adds
+// the checks that depend on the model (ids inside its vocabulary, its context length).
+
+import { badRequest } from '../errors.ts';
+import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
+
+/** Where a parameter travels on the wire (`sampling`, `stopping`), or `edge` if it stays there. */
+export type ParamGroup = 'sampling' | 'stopping' | 'edge';
+
+interface Common {
+  group: ParamGroup;
+  doc: string;
+  /** The name on the wire when it differs (e.g. max_tokens -> max_new_tokens). */
+  wire?: string;
+}
+
+export interface NumberParam extends Common {
+  kind: 'number' | 'integer';
+  /** null: no default (absent stays absent, e.g. a random seed). */
+  default: number | null;
+  min: number;
+  max: number;
+  exclusiveMin?: boolean;
+  /** A value that also means "off" (vLLM's top_k = -1), sent as the default. */
+  off?: number;
+}
+
+export interface BooleanParam extends Common {
+  kind: 'boolean';
+  default: boolean;
+}
+
+export interface IdListParam extends Common {
+  kind: 'ids';
+  maxItems: number;
+}
+
+export interface StringListParam extends Common {
+  kind: 'strings';
+  maxItems: number;
+  maxLength: number;
+}
+
+export type ParamSpec = NumberParam | BooleanParam | IdListParam | StringListParam;
+
+export const GENERATION_PARAMETERS = {
+  max_tokens: {
+    kind: 'integer',
+    group: 'stopping',
+    wire: 'max_new_tokens',
+    default: 16,
+    min: 1,
+    max: CONTEXT_LENGTH,
+    doc: 'tokens to generate per choice; prompt + max_tokens may not exceed 2048',
+  },
+  temperature: {
+    kind: 'number',
+    group: 'sampling',
+    default: 1,
+    min: 0,
+    max: 2,
+    doc: '0 is greedy, and so is anything below 1e-5',
+  },
+  top_p: {
+    kind: 'number',
+    group: 'sampling',
+    default: 1,
+    min: 0,
+    max: 1,
+    exclusiveMin: true,
+    doc: 'nucleus sampling; 1 is off',
+  },
+  top_k: {
+    kind: 'integer',
+    group: 'sampling',
+    default: 0,
+    min: -1,
+    max: VOCAB_SIZE,
+    off: -1,
+    doc: 'keep the k most likely ids; 0 or -1 is off',
+  },
+  repetition_penalty: {
+    kind: 'number',
+    group: 'sampling',
+    default: 1,
+    min: 0,
+    max: 10,
+    exclusiveMin: true,
+    doc: 'divides positive and multiplies negative logits of ids already in prompt or output; 1 is off',
+  },
+  seed: {
+    kind: 'integer',
+    group: 'sampling',
+    default: null,
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    doc: 'same seed and parameters give the same tokens; absent: a random one (returned)',
+  },
+  stop: {
+    kind: 'strings',
+    group: 'edge',
+    maxItems: 4,
+    maxLength: 256,
+    doc: 'a string or up to 4; the text is cut right before the first found',
+  },
+  stop_token_ids: {
+    kind: 'ids',
+    group: 'stopping',
+    wire: 'stop_ids',
+    maxItems: 16,
+    doc: 'ids that end a choice (vLLM); end-of-text always does',
+  },
+} as const satisfies Record<string, ParamSpec>;
+
+export type ParameterName = keyof typeof GENERATION_PARAMETERS;
+
+/** The parsed value of one parameter of the table. */
+export type ParamValue<S extends ParamSpec> = S extends NumberParam
+  ? S['default'] extends null
+    ? number | undefined
+    : number
+  : S extends BooleanParam
+    ? boolean
+    : S extends IdListParam | StringListParam
+      ? S extends IdListParam
+        ? number[]
+        : string[]
+      : never;
+
+export type GenerationParameters = {
+  [K in ParameterName]: ParamValue<(typeof GENERATION_PARAMETERS)[K]>;
+};
+
+/** A short description of a client's value for a message (never the value itself). */
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? '' : 's'}`;
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+function readNumber(spec: NumberParam, v: unknown, param: string): number | undefined {
+  if (v === undefined || v === null) return spec.default ?? undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw badRequest(`'${param}' must be a finite number; got ${describe(v)}.`, param);
+  }
+  if (spec.kind === 'integer' && !Number.isInteger(v)) {
+    throw badRequest(`'${param}' must be an integer; got ${v}.`, param);
+  }
+  const tooSmall = spec.exclusiveMin ? v <= spec.min : v < spec.min;
+  if (tooSmall || v > spec.max) {
+    const low = spec.exclusiveMin ? `(${spec.min}` : `[${spec.min}`;
+    throw badRequest(`'${param}' must be in ${low}, ${spec.max}]; got ${v}.`, param);
+  }
+  return spec.off !== undefined && v === spec.off ? (spec.default ?? undefined) : v;
+}
+
+function readIds(spec: IdListParam, v: unknown, param: string): number[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw badRequest(`'${param}' must be an array of token ids.`, param);
+  if (v.length > spec.maxItems) {
+    throw badRequest(`'${param}' may hold at most ${spec.maxItems} ids; got ${v.length}.`, param);
+  }
+  for (const id of v) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= VOCAB_SIZE) {
+      throw badRequest(`'${param}' must hold integers in [0, ${VOCAB_SIZE}); got ${describe(id)}.`, param);
+    }
+  }
+  return v as number[];
+}
+
+function readStrings(spec: StringListParam, v: unknown, param: string): string[] {
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list)) throw badRequest(`'${param}' must be a string or an array of strings.`, param);
+  if (list.length > spec.maxItems) {
+    throw badRequest(`'${param}' may hold at most ${spec.maxItems} strings; got ${list.length}.`, param);
+  }
+  return list.map((s) => {
+    if (typeof s !== 'string') throw badRequest(`'${param}' must hold strings; got ${describe(s)}.`, param);
+    if (s === '') throw badRequest(`'${param}' strings must not be empty.`, param);
+    if (s.length > spec.maxLength) {
+      throw badRequest(`'${param}' strings may be at most ${spec.maxLength} characters long.`, param);
+    }
+    return s;
+  });
+}
+
+/** One parameter's value from `body` (by its own name, or `name` if given), checked by its spec. */
+export function readParameter(spec: ParamSpec, body: Record<string, unknown>, name: string): unknown {
+  const v = body[name];
+  switch (spec.kind) {
+    case 'number':
+    case 'integer':
+      return readNumber(spec, v, name);
+    case 'boolean':
+      if (v === undefined || v === null) return spec.default;
+      if (typeof v !== 'boolean') throw badRequest(`'${name}' must be a boolean.`, name);
+      return v;
+    case 'ids':
+      return readIds(spec, v, name);
+    case 'strings':
+      return readStrings(spec, v, name);
+  }
+}
+
+/** Every parameter of the table from a client's body (OpenAI names); absent ones get defaults. */
+export function readGenerationParameters(body: Record<string, unknown>): GenerationParameters {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(GENERATION_PARAMETERS)) {
+    out[name] = readParameter(spec, body, name);
+  }
+  return out as GenerationParameters;
+}
+
+/** The parameters that travel in one wire group, by their wire names. */
+export function wireGroup(
+  params: GenerationParameters,
+  group: 'sampling' | 'stopping',
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(GENERATION_PARAMETERS) as [ParameterName, ParamSpec][]) {
+    if (spec.group !== group) continue;
+    const value = params[name];
+    if (value !== undefined) out[spec.wire ?? name] = value;
+  }
+  return out;
+}
+
+/** Reads one wire group back (wire names), checked by the same specs. */
+export function readWireGroup(
+  raw: unknown,
+  group: 'sampling' | 'stopping',
+): Partial<GenerationParameters> & Record<string, unknown> {
+  const body = raw === undefined ? {} : raw;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw badRequest(`'${group}' must be an object.`, group);
+  }
+  const fields = body as Record<string, unknown>;
+  const known = new Set<string>();
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(GENERATION_PARAMETERS) as [ParameterName, ParamSpec][]) {
+    if (spec.group !== group) continue;
+    const wireName = spec.wire ?? name;
+    known.add(wireName);
+    const value = readParameter(spec, fields, wireName);
+    if (value !== undefined) out[wireName] = value;
+  }
+  for (const key of Object.keys(fields)) {
+    if (!known.has(key))
+      throw badRequest(`Unknown ${group} parameter '${key.slice(0, 64)}'.`, `${group}.${key.slice(0, 64)}`);
+  }
+  return out as Partial<GenerationParameters> & Record<string, unknown>;
+}
