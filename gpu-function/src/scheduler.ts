@@ -12,7 +12,7 @@
 // Within a key, units keep their arrival order. Past `maxWaiting` units a newcomer is refused
 // at once (503 + Retry-After).
 
-import { badRequest, unavailable } from '../../shared/src/errors.ts';
+import { badRequest, OVERLOADED_CODE, unavailable } from '../../shared/src/errors.ts';
 
 export interface UnitSpec {
   /** Rows (samples) the unit adds to the batch. */
@@ -114,6 +114,7 @@ export class Scheduler {
       throw unavailable(
         `The GPU function is overloaded (${this.waitingCount} requests waiting); retry later.`,
         this.retryAfterS(),
+        OVERLOADED_CODE,
       );
     }
     const waiters = units.map(

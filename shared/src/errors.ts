@@ -7,6 +7,9 @@ export type ErrorType =
   | 'permission_error'
   | 'not_found_error'
   | 'rate_limit_error'
+  /** OpenAI's types of a rate limit: which window was full (code `rate_limit_exceeded`). */
+  | 'requests'
+  | 'tokens'
   | 'insufficient_quota'
   | 'server_error'
   | 'service_unavailable';
@@ -57,9 +60,12 @@ export const unauthorized = (message: string, code: string | null = 'invalid_api
 
 export const notFound = (message: string) => new ApiError(404, 'not_found_error', message);
 
-export const unavailable = (message: string, retryAfterS: number) =>
+/** The GPU function's code for a 503 of a full queue: not starting, busy (the edge answers at once). */
+export const OVERLOADED_CODE = 'overloaded';
+
+export const unavailable = (message: string, retryAfterS: number, code = 'service_unavailable') =>
   new ApiError(503, 'service_unavailable', message, {
-    code: 'service_unavailable',
+    code,
     headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterS))) },
   });
 

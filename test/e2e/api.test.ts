@@ -154,7 +154,7 @@ describe.skipIf(!HAVE_TOKENIZER)('completions through the local stack', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(refused.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(((await refused.json()) as ApiErrorBody).error).toMatchObject({
-      type: 'rate_limit_error',
+      type: 'requests',
       code: 'rate_limit_exceeded',
     });
   });

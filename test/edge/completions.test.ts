@@ -323,7 +323,7 @@ describe.skipIf(!TOKENIZER_READY)('requests in flight per key', () => {
     const refused = await complete(own.key, { prompt: PROMPT, max_tokens: 2 });
     expect(refused.status).toBe(429);
     const body = (await refused.json()) as { error: { code: string; message: string; type: string } };
-    expect(body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'rate_limit_error' });
+    expect(body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'requests' });
     expect(body.error.message).toMatch(/in flight for this key \(at most 1\)/);
     expect(refused.headers.get('retry-after')).toBe('1');
     await slow.text(); // the first one ends and is settled

@@ -22,7 +22,7 @@ describe.skipIf(!TOKENIZER_READY)('parallel requests of one key', () => {
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(r.headers.get('x-ratelimit-remaining-requests')).toBe('0');
       expect(await r.json()).toMatchObject({
-        error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+        error: { type: 'requests', code: 'rate_limit_exceeded' },
       });
     }
     await Promise.all(ok.map((r) => r.arrayBuffer()));

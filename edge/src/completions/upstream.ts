@@ -1,7 +1,7 @@
 // The GPU function, seen from the edge: signed requests, patience while it starts, and a
 // watchdog on the stream of frames.
 
-import { ApiError, unavailable } from '../../../shared/src/errors.ts';
+import { ApiError, OVERLOADED_CODE, unavailable } from '../../../shared/src/errors.ts';
 import type { GenerateFrame, GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import { readFrames } from '../../../shared/src/protocol/ndjson.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
@@ -40,10 +40,61 @@ function retryAfterSeconds(res: Response): number | null {
   return Number.isFinite(value) && value >= 0 ? value : null;
 }
 
+/** Bytes of a refusal's body read to find its error code; the rest is dropped. */
+const REFUSAL_PEEK_BYTES = 4096;
+
+/** The `error.code` of a JSON refusal (from its first bytes), or null; the body is consumed. */
+async function refusalCode(res: Response): Promise<string | null> {
+  if (!res.body) return null;
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < REFUSAL_PEEK_BYTES) {
+      const step = await reader.read();
+      if (step.done) break;
+      chunks.push(step.value);
+      size += step.value.byteLength;
+    }
+  } catch {
+    return null;
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  try {
+    const code = (JSON.parse(new TextDecoder().decode(bytes)) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The GPU function is up but its queue is full: waiting here would only hold the client while
+ * the queue stays full, so the client gets the 503 at once, with the function's Retry-After.
+ */
+const overloaded = (retryAfterS: number) =>
+  new ApiError(
+    503,
+    'service_unavailable',
+    'The model server is overloaded (its queue is full); retry later.',
+    {
+      code: 'server_is_overloaded',
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterS))) },
+    },
+  );
+
 /**
  * Opens the generation stream. While the GPU function is starting (connection refused, or 503)
  * it retries with backoff until the cold-start bound, yielding between attempts so a
- * streaming client can be kept alive; past the bound it throws a 503 with Retry-After.
+ * streaming client can be kept alive; past the bound it throws a 503 with Retry-After. A 503
+ * of a full queue (code `overloaded`) is not a start: it is passed on at once.
  */
 export async function* openGeneration(
   request: GenerateRequest,
@@ -87,7 +138,7 @@ export async function* openGeneration(
     backoff = Math.min(2 * backoff, MAX_BACKOFF_MS);
     if (res) {
       const hinted = retryAfterSeconds(res);
-      await res.body?.cancel();
+      if ((await refusalCode(res)) === OVERLOADED_CODE) throw overloaded(hinted ?? DEFAULT_RETRY_AFTER_S);
       if (hinted !== null) {
         retryAfterS = Math.max(1, hinted);
         waitMs = Math.min(Math.max(hinted * 1000, FIRST_BACKOFF_MS), MAX_BACKOFF_MS);

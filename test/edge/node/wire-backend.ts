@@ -9,6 +9,7 @@
 //   eos=N           finish 'eos' after N tokens          fail=N        done frame with 'error' after N
 //   drop=N          cut the connection after N tokens    stall=N       go silent after N tokens
 //   heartbeats=K    K 'loading' heartbeats first         status=CODE   answer CODE with an error body
+//   code=X          with status: the body's error code   retry=S       with status: Retry-After S
 //   junk=N          a frame of an unknown type after N tokens
 //   cold=NAME:MS    503 + Retry-After until MS after the first request named NAME
 //   tag=NAME        only labels the request in the log
@@ -70,9 +71,10 @@ function sendError(
   status: number,
   message: string,
   headers: Record<string, string> = {},
+  code: string | null = null,
 ) {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ error: { message, type: 'server_error', param: null, code: null } }));
+  res.end(JSON.stringify({ error: { message, type: 'server_error', param: null, code } }));
 }
 
 const coldSince = new Map<string, number>();
@@ -115,9 +117,14 @@ function createHandler(
     };
     log.push(entry);
     const body = await readBody(req);
-    const fail = (status: number, message: string, headers: Record<string, string> = {}) => {
+    const fail = (
+      status: number,
+      message: string,
+      headers: Record<string, string> = {},
+      code: string | null = null,
+    ) => {
       entry.status = status;
-      sendError(res, status, message, headers);
+      sendError(res, status, message, headers, code);
     };
 
     // In front of the function, as Cloud Run's IAM is: no valid ID token, no request.
@@ -134,7 +141,10 @@ function createHandler(
       nonces,
     );
     if (bad) return fail(401, `signature: ${bad}`);
-    if (scenario.status) return fail(Number(scenario.status), 'scripted failure');
+    if (scenario.status) {
+      const retry: Record<string, string> = scenario.retry ? { 'retry-after': scenario.retry } : {};
+      return fail(Number(scenario.status), 'scripted failure', retry, scenario.code ?? null);
+    }
     if (scenario.cold) {
       const [name, ms] = scenario.cold.split(':');
       const since = coldSince.get(name!) ?? Date.now();

@@ -94,6 +94,7 @@ describe('Scheduler', () => {
     s.enter('a', [unit(), unit()]);
     const refused = refusal(() => s.enter('b', [unit()]));
     expect(refused.status).toBe(503);
+    expect(refused.code).toBe('overloaded'); // the edge passes it on at once instead of waiting
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
