@@ -1,18 +1,27 @@
 // `npm run bench:model`: the generation engine on a random ~1B-parameter model with the real
-// layout (vocabulary 65,536, head size 128, rotary 32), float32 on the CPU. Prints:
-//   - decode and prefill tokens/s next to the memory-bandwidth bound measured in the same run
-//     (weight bytes read per decoded token / measured copy bandwidth), and their ratio;
+// layout (vocabulary 65,536, head size 128, rotary 32), on the CPU. Prints:
+//   - float32: decode and prefill tokens/s next to the memory-bandwidth bound measured in the
+//     same run (weight bytes read per decoded token / measured copy bandwidth), and their ratio;
 //   - bytes crossing the host/runtime boundary per generated token at contexts 128 and 1024,
 //     chunked (adaptive chunks, cache handed back only at chunk ends) against the naive
 //     one-run-per-token design (the same graph run one token at a time);
-//   - session creation time and resident memory.
-// The checkpoint and its converted folder are cached under .cache/bench-model/.
+//   - session creation time and resident memory;
+//   - the same checkpoint as int8 and int4 (blocks of 32): decode and prefill tokens/s each
+//     next to its own bound, against float32 (model-forms.ts).
+// The checkpoint and its converted folders are cached under .cache/bench-model/.
+//
+// `npm run bench:model -- --7b` measures instead a random model of the real 7B shape as int4
+// and int8 (each in a fresh process, so its memory is its own): session creation time,
+// resident memory and decode tokens/s. It is kept out of the default run: the first run writes
+// a 14 GB checkpoint and converts it (about 5 + 5 + 5 minutes on this project's machine),
+// later runs take about 2 minutes per form.
 //
 // Options: --threads N (default: all cores), --tokens N (streamed tokens per context, default 128),
-//          --skip-long (leave out context 1024), --no-prepack (weights left memory-mapped).
+//          --skip-long (leave out context 1024), --no-prepack (float32 weights left memory-mapped),
+//          --7b.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,17 +29,25 @@ import { Worker } from 'node:worker_threads';
 import { writeRandomCheckpoint } from '../../gpu-function/src/checkpoint/random.ts';
 import { convertCheckpoint } from '../../gpu-function/src/convert/convert.ts';
 import { GenerationEngine, type GenerationResult } from '../../gpu-function/src/engine/engine.ts';
-import { Xoshiro128 } from '../../gpu-function/src/engine/prng.ts';
-import { buildGenerationModel } from '../../gpu-function/src/model/generation-graph.ts';
-import { encodeModel } from '../../gpu-function/src/model/onnx/index.ts';
+import { expectedTensors, parseModelConfig } from '../../gpu-function/src/model/config.ts';
 import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/model-folder/manifest.ts';
+import {
+  bench7b,
+  bytesPerToken,
+  compareForms,
+  convertedForm,
+  type FormRates,
+  type OpenForm,
+  printForms,
+  randomPrompt,
+} from './model-forms.ts';
 
 /** ~0.99 B parameters: 14 layers of width 2048 (16 heads of 128) and the real vocabulary. */
 const MODEL_CONFIG = { hidden_size: 2048, num_hidden_layers: 14, num_attention_heads: 16 };
 const ROOT = path.resolve('.cache/bench-model');
 const CHECKPOINT = path.join(ROOT, 'checkpoint');
 const CONVERTED = path.join(ROOT, 'float32');
-const BENCH_GRAPH = 'bench-generate.onnx';
+const ROOT_7B = path.resolve('.cache/bench-model-7b');
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -51,10 +68,6 @@ async function prepareModel(): Promise<void> {
     process.stderr.write('converting (once)...\n');
     await convertCheckpoint({ checkpointDir: CHECKPOINT, outDir: CONVERTED, dtype: 'float32' });
   }
-  // The generation graph of the code being measured (the converted folder may predate it).
-  const manifest = await readManifest(CONVERTED);
-  const model = buildGenerationModel(manifest.config, manifest.tensors, { dtype: 'float32' });
-  await writeFile(path.join(CONVERTED, BENCH_GRAPH), encodeModel(model));
 }
 
 /**
@@ -93,11 +106,6 @@ async function copyBandwidth(threads: number): Promise<number> {
   return best;
 }
 
-function randomPrompt(n: number, seed: number): number[] {
-  const rng = new Xoshiro128(seed);
-  return Array.from({ length: n }, () => 4 + (rng.nextUint32() % 60000));
-}
-
 async function generate(
   engine: GenerationEngine,
   promptIds: number[],
@@ -115,16 +123,24 @@ async function generate(
 }
 
 async function main(): Promise<void> {
+  let bandwidthSeen: number;
+  let rows: FormRates[];
   const { values } = parseArgs({
     options: {
       threads: { type: 'string' },
       tokens: { type: 'string', default: '128' },
       'skip-long': { type: 'boolean', default: false },
       'no-prepack': { type: 'boolean', default: false },
+      '7b': { type: 'boolean', default: false },
+      '7b-form': { type: 'string' },
     },
   });
   const prepack = !values['no-prepack'];
   const threads = values.threads ? Number(values.threads) : os.availableParallelism();
+  const bandwidth = async () => Math.max(await copyBandwidth(1), await copyBandwidth(Math.max(1, threads)));
+  const form7b = values['7b-form'];
+  if (form7b === 'int4' || form7b === 'int8') return bench7b(ROOT_7B, form7b, threads, bandwidth);
+  if (values['7b']) return run7b(threads);
   const streamed = Number(values.tokens);
   await prepareModel();
   const manifest = await readManifest(CONVERTED);
@@ -132,8 +148,7 @@ async function main(): Promise<void> {
   const tensors = Object.entries(manifest.tensors);
   const parameters = tensors.reduce((a, [, t]) => a + t.length / 4, 0);
   // A decode step reads every weight except the embedding table, of which it gathers one row.
-  const embedIn = manifest.tensors['transformer.embed_in.weight']?.length ?? 0;
-  const weightBytesPerToken = tensors.reduce((a, [, t]) => a + t.length, 0) - embedIn;
+  const weightBytesPerToken = bytesPerToken(manifest);
   const kvBytesPerToken = 2 * c.numLayers * c.hiddenSize * 4;
 
   console.log(
@@ -165,10 +180,10 @@ async function main(): Promise<void> {
     const prefill = await generate(engine, randomPrompt(128, 2), 1, 1);
     // The prefill run holds all but the last prompt token (that one starts decoding).
     const prefillRate = 127 / (prefill.timings.prefillMs / 1000);
-    // Decode: a prefill run, a one-step run for the first token, then one of 24 steps; best of 3 (the
+    // Decode: a prefill run, a one-step run for the first token, then chunks of up to 24 steps
+    // (the engine times them: a slow model gets shorter ones); best of 3 (the
     // machine may be shared). The copy bandwidth is measured just before and after (best of
     // all), under the same conditions.
-    const bandwidth = async () => Math.max(await copyBandwidth(1), await copyBandwidth(Math.max(1, threads)));
     const bwBefore = await bandwidth();
     let decodeRate = 0;
     for (let i = 0; i < 3; i++) {
@@ -176,7 +191,8 @@ async function main(): Promise<void> {
       decodeRate = Math.max(decodeRate, 25 / (run.timings.decodeMs / 1000));
     }
     const rss2 = process.memoryUsage().rss;
-    const bw = Math.max(bwBefore, await bandwidth());
+    const bwAll = Math.max(bwBefore, await bandwidth());
+    const bw = bwAll;
     // Two readings of "copy bandwidth": bytes copied per second (memcpy rate), and the memory
     // traffic of that copy, read + write (STREAM's convention), which is twice as much. The
     // second gives the stricter bound.
@@ -193,7 +209,9 @@ async function main(): Promise<void> {
     console.log(
       `prefill: ${fmt(prefillRate, 1)} tokens/s (128-token prompt, ${fmt(prefill.timings.prefillMs, 0)} ms)`,
     );
-    console.log(`decode:  ${fmt(decodeRate, 2)} tokens/s at context 128 (24 steps in one run, best of 3)`);
+    console.log(
+      `decode:  ${fmt(decodeRate, 2)} tokens/s at context 128 (25 tokens in chunks of up to 24, best of 3)`,
+    );
     console.log(
       `         = ${fmt((100 * decodeRate) / bound, 0)}% of the copied-bytes bound, ` +
         `${fmt((100 * decodeRate) / strictBound, 0)}% of the read + written bound (target >= 60%)`,
@@ -222,9 +240,58 @@ async function main(): Promise<void> {
       );
     }
     console.log(`\nengine metrics: ${JSON.stringify(engine.metrics())}`);
+    bandwidthSeen = bwAll;
+
+    // The same checkpoint quantized, in engines beside this one, the forms taking turns.
+    const forms: OpenForm[] = [{ form: 'float32', engine, manifest }];
+    try {
+      for (const form of ['int8', 'int4'] as const) {
+        const dir = await convertedForm(CHECKPOINT, ROOT, form);
+        const opened = await GenerationEngine.open(dir, { intraOpNumThreads: threads, provider: 'cpu' });
+        forms.push({ form, engine: opened, manifest: await readManifest(dir) });
+      }
+      rows = await compareForms(forms, { prefill: 128, steps: 48, rounds: 5 });
+    } finally {
+      for (const f of forms.slice(1)) await f.engine.close();
+    }
   } finally {
     await engine.close();
   }
+  const bw = Math.max(bandwidthSeen, await bandwidth());
+  printForms(rows, bw);
+  console.log(
+    `(bounds from ${fmt(bw / GiB, 2)} GiB/s, bytes copied; load average ${os
+      .loadavg()
+      .map((x) => fmt(x, 2))
+      .join(' ')})`,
+  );
+}
+
+/** Each 7B-shaped form in a fresh process (resident memory is per process). */
+function run7b(threads: number): void {
+  const config = parseModelConfig({ architectures: ['JapaneseStableLMAlphaForCausalLM'] });
+  const float32Bytes = [...expectedTensors(config).values()].reduce(
+    (a, s) => a + 4 * s.reduce((x, y) => x * y, 1),
+    0,
+  );
+  console.log(
+    `7B-shaped model as float32: ${fmt(float32Bytes / GiB, 1)} GiB of weights; this machine has ` +
+      `${fmt(os.totalmem() / GiB, 1)} GiB of RAM${float32Bytes > os.totalmem() ? ': it cannot be loaded, not measured' : ''}`,
+  );
+  for (const form of ['int4', 'int8']) {
+    const child = spawnSync(
+      process.execPath,
+      [process.argv[1] as string, '--7b-form', form, '--threads', String(threads)],
+      { stdio: 'inherit' },
+    );
+    if (child.status !== 0) throw new Error(`the ${form} run failed (exit ${child.status})`);
+  }
+  console.log(
+    `(load average ${os
+      .loadavg()
+      .map((x) => fmt(x, 2))
+      .join(' ')})`,
+  );
 }
 
 await main();
