@@ -13,6 +13,9 @@ export interface Env {
   DEFAULT_TOKENS_PER_MINUTE?: string;
   DEFAULT_TOKENS_PER_DAY?: string;
   DEFAULT_TOKENS_PER_MONTH?: string;
+  CHAT_TEMPLATE?: string;
+  CORS_ALLOWED_ORIGINS?: string;
+  MODEL_BUILD?: string;
   API_KEYS: KVNamespace;
   KEY_LIMITER: DurableObjectNamespace<KeyLimiter>;
 }

@@ -151,7 +151,11 @@ async function computeCost(): Promise<Stats> {
     const decoder = tokenizer.createStreamDecoder();
     const text = new StopMatcher(params.stop).push(decoder.push(ids[0]!) + decoder.flush()).text;
     JSON.stringify(
-      completionBody({ id: 'cmpl-x', created: 0 }, [{ text, finish: 'length' }], usageOf(ids.length, 1)),
+      completionBody(
+        { id: 'cmpl-x', created: 0, systemFingerprint: 'fp_x' },
+        [{ text, finish: 'length' }],
+        usageOf(ids.length, 1),
+      ),
     );
   };
   for (let i = 0; i < 500; i++) await once();

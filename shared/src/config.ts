@@ -162,6 +162,18 @@ export const EDGE_SETTINGS = {
     doc: 'Monthly token quota of a new API key (UTC calendar months).',
     default: '20000000',
   },
+  CHAT_TEMPLATE: {
+    doc: 'How /v1/chat/completions writes messages as a prompt: `dialogue` (a plain-text transcript that stops at the next user turn) or a JSON object of template fields (edge/README.md).',
+    default: 'dialogue',
+  },
+  CORS_ALLOWED_ORIGINS: {
+    doc: 'Browser origins that may call /v1, comma-separated (`https://app.example.com`), or `*` (never with credentials); unset: none. Preflights need no key.',
+    optional: true,
+  },
+  MODEL_BUILD: {
+    doc: 'Names the served weights in `system_fingerprint` (`fp_` + this; `A-Za-z0-9._-`), e.g. the first 12 hex digits of the manifest sha256 (/readyz of the GPU function).',
+    default: 'jslm-base-alpha-7b',
+  },
 } satisfies SettingsSpec;
 
 /** Settings of the local stack (`npm start`, scripts/start.ts); read from process.env. */

@@ -9,10 +9,11 @@ import type { EdgeSettings } from '../settings.ts';
 import { loadTokenizer } from '../tokenizer.ts';
 import { collectChoices } from './collect.ts';
 import { promptIds } from './encode.ts';
-import { completionBody, newCompletionIdentity, usageOf } from './format.ts';
+import { usageOf } from './format.ts';
 import { type GenerationEvent, generate } from './generation.ts';
 import { type CompletionParams, parseCompletionParams } from './params.ts';
 import { Settlement } from './settlement.ts';
+import { type AnswerShape, TEXT_COMPLETION } from './shape.ts';
 import { sseStream } from './sse.ts';
 
 export interface CompletionInput {
@@ -27,6 +28,12 @@ export interface CompletionInput {
   onReserved: (headers: Record<string, string>) => void;
   /** The key's id: the GPU function takes turns between keys by it. */
   keyId: string;
+  /** Reads the parameters from the parsed body; unset: a completions request (params.ts). */
+  readParams?: (body: unknown) => CompletionParams | Promise<CompletionParams>;
+  /** The objects the answer is made of; unset: completions (shape.ts). */
+  shape?: AnswerShape;
+  /** Stop sequences on top of the request's own (a chat template's turn markers). */
+  extraStops?: readonly string[];
 }
 
 function generateRequestOf(params: CompletionParams, prompts: number[][], keyId: string): GenerateRequest {
@@ -47,6 +54,7 @@ function generateRequestOf(params: CompletionParams, prompts: number[][], keyId:
 
 export async function answerCompletion(input: CompletionInput): Promise<Response> {
   const { settings, admission } = input;
+  const shape = input.shape ?? TEXT_COMPLETION;
   const settlement = new Settlement(admission, input.ctx);
   const clientGone = new AbortController();
   // A client that hangs up: stop generating for it (upstream too) and settle what it produced.
@@ -59,7 +67,8 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     { once: true },
   );
   try {
-    const params = parseCompletionParams(parseJsonText(await input.bodyText), settings);
+    const body = parseJsonText(await input.bodyText);
+    const params = input.readParams ? await input.readParams(body) : parseCompletionParams(body, settings);
     const tokenizer = await loadTokenizer();
     const prompts = params.prompts.map((p) => promptIds(p, params.maxTokens, tokenizer));
     const request = generateRequestOf(params, prompts, input.keyId);
@@ -74,7 +83,7 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       {
         request,
         choices,
-        stop: params.stop,
+        stop: [...params.stop, ...(input.extraStops ?? [])],
         tokenizer,
         upstream: {
           baseUrl: settings.gpuFunctionUrl,
@@ -99,7 +108,7 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       const answers = await collectChoices(events, echoes);
       const usage = usageOf(promptTokens, settlement.progress.completionTokens);
       settlement.end();
-      return Response.json(completionBody(newCompletionIdentity(), answers, usage), {
+      return Response.json(shape.body(shape.identity(settings.systemFingerprint), answers, usage), {
         headers: admission.headers,
       });
     }
@@ -109,7 +118,8 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     const stream = sseStream({
       first,
       events,
-      who: newCompletionIdentity(),
+      who: shape.identity(settings.systemFingerprint),
+      shape,
       echoes,
       includeUsage: params.includeUsage,
       promptTokens,

@@ -20,12 +20,14 @@ export const usageOf = (promptTokens: number, completionTokens: number): Usage =
 export interface CompletionIdentity {
   id: string;
   created: number;
+  /** The model build that answers (settings.ts, MODEL_BUILD). */
+  systemFingerprint: string;
 }
 
-export function newCompletionIdentity(): CompletionIdentity {
+export function newCompletionIdentity(systemFingerprint: string, prefix = 'cmpl'): CompletionIdentity {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
-  const id = `cmpl-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
-  return { id, created: Math.floor(Date.now() / 1000) };
+  const id = `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  return { id, created: Math.floor(Date.now() / 1000), systemFingerprint };
 }
 
 /** The whole answer; choice i is at index i. */
@@ -39,6 +41,7 @@ export function completionBody(
     object: 'text_completion',
     created: who.created,
     model: MODEL_ID,
+    system_fingerprint: who.systemFingerprint,
     choices: choices.map((c, index) => ({ text: c.text, index, logprobs: null, finish_reason: c.finish })),
     usage,
   };
@@ -63,6 +66,7 @@ export function chunkEvent(
     object: 'text_completion',
     created: who.created,
     model: MODEL_ID,
+    system_fingerprint: who.systemFingerprint,
     choices: [{ text, index, logprobs: null, finish_reason: finish }],
     ...(includeUsage ? { usage: null } : {}),
   });
@@ -74,6 +78,7 @@ export function usageEvent(who: CompletionIdentity, usage: Usage): Uint8Array {
     object: 'text_completion',
     created: who.created,
     model: MODEL_ID,
+    system_fingerprint: who.systemFingerprint,
     choices: [],
     usage,
   });

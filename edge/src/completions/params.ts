@@ -2,7 +2,7 @@
 // name rather than ignored, so a client never gets an answer to a question it did not ask.
 
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
-import { CONTEXT_LENGTH, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
+import { CONTEXT_LENGTH, isServedModel, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
 import {
   isPlainObject,
   optionalBoolean,
@@ -114,7 +114,7 @@ export function parseCompletionParams(raw: unknown, limits: ParamLimits): Comple
   if (body.model === undefined || body.model === null) {
     throw badRequest("Missing required parameter: 'model'.", 'model');
   }
-  if (body.model !== MODEL_ID) {
+  if (!isServedModel(body.model)) {
     throw new ApiError(
       404,
       'invalid_request_error',

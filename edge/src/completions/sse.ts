@@ -2,21 +2,16 @@
 // finish (with usage if asked) and [DONE] in one write; an error event if generation fails.
 
 import { toApiError } from '../../../shared/src/errors.ts';
-import {
-  type CompletionIdentity,
-  chunkEvent,
-  errorEvent,
-  SSE_DONE,
-  SSE_KEEP_ALIVE,
-  usageEvent,
-  usageOf,
-} from './format.ts';
+import { type CompletionIdentity, errorEvent, SSE_DONE, SSE_KEEP_ALIVE, usageOf } from './format.ts';
 import type { GenerationEvent, GenerationProgress } from './generation.ts';
+import type { AnswerShape } from './shape.ts';
 
 export interface SseInput {
   first: IteratorResult<GenerationEvent>;
   events: AsyncGenerator<GenerationEvent>;
   who: CompletionIdentity;
+  /** The objects the events carry: completions or chat chunks. */
+  shape: AnswerShape;
   /** Per choice: the text it starts with (the prompt, with echo), else ''. */
   echoes: readonly string[];
   includeUsage: boolean;
@@ -61,17 +56,18 @@ export function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; 
 }
 
 async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise<void> {
-  const { who, includeUsage } = input;
+  const { who, includeUsage, shape } = input;
   input.echoes.forEach((echo, index) => {
-    if (echo) send(chunkEvent(who, index, echo, null, includeUsage));
+    const opening = shape.opening(who, index, echo, includeUsage);
+    if (opening) send(opening);
   });
   let open = input.echoes.length;
   for (let step = input.first; !step.done; step = await input.events.next()) {
     const event = step.value;
     if (event.type === 'waiting') send(SSE_KEEP_ALIVE);
-    else if (event.type === 'text') send(chunkEvent(who, event.index, event.text, null, includeUsage));
+    else if (event.type === 'text') send(shape.chunk(who, event.index, event.text, null, includeUsage));
     else {
-      const finish = chunkEvent(who, event.index, '', event.reason, includeUsage);
+      const finish = shape.chunk(who, event.index, '', event.reason, includeUsage);
       if (--open > 0) {
         send(finish);
         continue;
@@ -79,7 +75,7 @@ async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise
       // The last chunk, the usage and [DONE] leave in one write: fewer small packets to wait on.
       const tail = [finish];
       if (includeUsage)
-        tail.push(usageEvent(who, usageOf(input.promptTokens, input.progress.completionTokens)));
+        tail.push(shape.usage(who, usageOf(input.promptTokens, input.progress.completionTokens)));
       tail.push(SSE_DONE);
       send(concat(tail));
       return;

@@ -4,7 +4,7 @@
 
 import { Hono } from 'hono';
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
-import { CONTEXT_LENGTH, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
+import { CONTEXT_LENGTH, isServedModel, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
 import type { AppEnv } from '../app-env.ts';
 import { MAX_CODE_UNITS_PER_TOKEN } from '../completions/encode.ts';
 import { preview, rejectUnknown, requireObject, wellFormedString } from '../http/fields.ts';
@@ -18,7 +18,7 @@ export const MAX_DETOKENIZE_IDS = CONTEXT_LENGTH;
 export const MAX_TOKENIZE_CODE_UNITS = MAX_CODE_UNITS_PER_TOKEN * CONTEXT_LENGTH;
 
 function checkModel(body: Record<string, unknown>): void {
-  if (body.model === undefined || body.model === null || body.model === MODEL_ID) return;
+  if (body.model === undefined || body.model === null || isServedModel(body.model)) return;
   throw new ApiError(404, 'invalid_request_error', `The model ${preview(body.model)} does not exist.`, {
     param: 'model',
     code: 'model_not_found',
