@@ -1,17 +1,14 @@
 // What the service needs from a generation engine (../engine/ implements it). Kept small so
 // the scheduler and routes do not depend on how the engine runs the graph.
 import type { FinishReason } from '../../shared/src/protocol/generate.ts';
+import type { GenerationChunk } from './engine/engine.ts';
 import type { RunReport } from './engine/protocol.ts';
 import type { ResolvedRequest } from './engine/request.ts';
 
 /** One engine call: a prompt and some of its samples, every default filled in except the seed. */
 export type EngineParams = Omit<ResolvedRequest, 'seed'> & { seed?: number };
 
-export interface EngineChunk {
-  /** Sample index within the call (0 .. n-1). */
-  index: number;
-  ids: number[];
-}
+export type EngineChunk = GenerationChunk;
 
 export interface EngineChoice {
   index: number;

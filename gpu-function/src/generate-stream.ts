@@ -144,6 +144,9 @@ export function generationStream(
               stopIds: req.stopping.stop_ids,
               n: unit.n,
               firstSample: unit.firstSample,
+              logprobs: req.output.logprobs ?? null,
+              // A prompt is scored once, by the unit holding its first sample.
+              scorePrompt: req.output.score_prompt === true && unit.firstSample === 0,
             },
             signal,
           );
@@ -159,12 +162,18 @@ export function generationStream(
               await it.return?.(undefined as never);
               throw signal.reason;
             }
-            const { index, ids } = step.value;
+            const { index, ids, logprobs, promptLogprobs } = step.value;
+            if (promptLogprobs) send({ type: 'prompt', prompt: unit.prompt, logprobs: promptLogprobs });
             if (ids.length > 0) {
               completion += ids.length;
               metrics.completionTokens.inc({}, ids.length);
               const choice = base + index;
-              send(choices.length > 1 ? { type: 'tokens', index: choice, ids } : { type: 'tokens', ids });
+              send({
+                type: 'tokens',
+                ...(choices.length > 1 ? { index: choice } : {}),
+                ids,
+                ...(logprobs ? { logprobs } : {}),
+              });
             }
           }
           for (const c of result.choices) {

@@ -8,7 +8,7 @@ const parallel = <T>(n: number, fn: () => Promise<T>) => Promise.all(Array.from(
 
 describe.skipIf(!TOKENIZER_READY)('parallel requests of one key', () => {
   it('never exceed requests per minute; remaining-requests counts down through every value', async () => {
-    const { id, key } = await createKey({ requests_per_minute: 12 });
+    const { id, key } = await createKey({ requests_per_minute: 12, concurrent_requests: 100 });
     const responses = await parallel(40, () => complete(key, { prompt: PROMPT_IDS, max_tokens: 1 }));
     const ok = responses.filter((r) => r.status === 200);
     const limited = responses.filter((r) => r.status === 429);
@@ -30,7 +30,11 @@ describe.skipIf(!TOKENIZER_READY)('parallel requests of one key', () => {
   });
 
   it('never exceed tokens per minute (reservations count before usage is known)', async () => {
-    const { key } = await createKey({ requests_per_minute: 1000, tokens_per_minute: 100 });
+    const { key } = await createKey({
+      requests_per_minute: 1000,
+      tokens_per_minute: 100,
+      concurrent_requests: 100,
+    });
     // Each request reserves 4 + 6 = 10 tokens.
     const responses = await parallel(30, () => complete(key, { prompt: PROMPT_IDS, max_tokens: 6 }));
     const ok = responses.filter((r) => r.status === 200);
@@ -43,7 +47,11 @@ describe.skipIf(!TOKENIZER_READY)('parallel requests of one key', () => {
   });
 
   it('never exceed the daily quota, answering insufficient_quota beyond it', async () => {
-    const { id, key } = await createKey({ requests_per_minute: 1000, tokens_per_day: 50 });
+    const { id, key } = await createKey({
+      requests_per_minute: 1000,
+      tokens_per_day: 50,
+      concurrent_requests: 100,
+    });
     const responses = await parallel(20, () => complete(key, { prompt: PROMPT_IDS, max_tokens: 6 }));
     const ok = responses.filter((r) => r.status === 200);
     expect(ok.length).toBe(5);
@@ -58,7 +66,11 @@ describe.skipIf(!TOKENIZER_READY)('parallel requests of one key', () => {
   });
 
   it('count down one by one across sequential requests', async () => {
-    const { key } = await createKey({ requests_per_minute: 5, tokens_per_minute: 1000 });
+    const { key } = await createKey({
+      requests_per_minute: 5,
+      tokens_per_minute: 1000,
+      concurrent_requests: 100,
+    });
     const seen: [string | null, string | null][] = [];
     for (let i = 0; i < 3; i++) {
       const res = await complete(key, { prompt: PROMPT_IDS, max_tokens: 6 });

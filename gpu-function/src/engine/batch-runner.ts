@@ -13,11 +13,11 @@
 
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.ts';
-import { FINISHED_ROW_TOKEN, GEN } from '../model/generation-io.ts';
+import { FINISHED_ROW_TOKEN, GEN, LOGPROB_TOP_K } from '../model/generation-io.ts';
 import { ChunkTimer, type ChunkTiming } from './chunk-timer.ts';
 import { KvBatch, type KvDtype, type RowSource } from './kv-batch.ts';
 import { sampleSeed, Xoshiro128 } from './prng.ts';
-import type { RowOutcome, RunReport } from './protocol.ts';
+import type { RowOutcome, RunReport, TokenLogprob } from './protocol.ts';
 import type { ResolvedRequest } from './request.ts';
 
 export interface LoadedModel {
@@ -36,8 +36,10 @@ export interface Newcomer {
 }
 
 export interface RunnerHooks {
-  admitted(id: number, prefillMs: number): void;
-  tokens(id: number, index: number, ids: number[]): void;
+  /** `promptLogprobs`: the prompt's scores when asked for (the first token's is null). */
+  admitted(id: number, prefillMs: number, promptLogprobs?: (TokenLogprob | null)[]): void;
+  /** `logprobs` (when the request asked for them): one per id. */
+  tokens(id: number, index: number, ids: number[], logprobs?: TokenLogprob[]): void;
   rowDone(id: number, index: number, outcome: RowOutcome): void;
   run(report: RunReport): void;
   failed(id: number, error: unknown): void;
@@ -52,6 +54,8 @@ interface Row {
   topP: number;
   repetitionPenalty: number;
   stopIds: number[];
+  /** Alternatives to report per token; null: no log-probabilities. */
+  logprobs: number | null;
   /** Prompt + output, when the repetition penalty is on (it is sent every run). */
   seen: number[] | null;
   remaining: number;
@@ -109,7 +113,7 @@ export class BatchRunner {
     const sources: RowSource[] = this.rows.map((r, i) => ({ source: this.kv, row: i, len: r.len }));
     const joined: Row[] = [];
     for (const group of this.prefillGroups(newcomers)) {
-      let prefill: { kv: KvBatch; ms: number } | null = null;
+      let prefill: { kv: KvBatch; ms: number; scores?: TokenLogprob[][] } | null = null;
       try {
         prefill = await this.prefill(group.filter((c) => c.request.promptIds.length > 1));
       } catch (err) {
@@ -121,11 +125,21 @@ export class BatchRunner {
         const prefix = c.request.promptIds.length - 1;
         const source = prefix > 0 && prefill ? prefill.kv : this.kv;
         const row = prefix > 0 ? prefillRow++ : 0;
+        const scores = c.request.scorePrompt
+          ? [null, ...(prefix > 0 && prefill ? (prefill.scores?.[row] ?? []) : [])]
+          : undefined;
+        this.hooks.admitted(c.id, prefill?.ms ?? 0, scores);
+        if (c.request.maxNewTokens === 0) {
+          // Scored only: nothing to generate, so no row joins.
+          for (let j = 0; j < c.request.n; j++) {
+            this.hooks.rowDone(c.id, j, { finishReason: 'length', stopTokenId: null, completionTokens: 0 });
+          }
+          continue;
+        }
         for (let j = 0; j < c.request.n; j++) {
           sources.push({ source, row, len: prefix });
           joined.push(this.newRow(c, j));
         }
-        this.hooks.admitted(c.id, prefill?.ms ?? 0);
       }
     }
     if (joined.length === 0) return;
@@ -226,6 +240,7 @@ export class BatchRunner {
         rows.map((r) => r.remaining),
         [B],
       ),
+      [GEN.scoreTargets]: int64([], [B, 0]),
     };
     const producedBefore = rows.reduce((n, r) => n + r.produced, 0);
     const t0 = performance.now();
@@ -237,8 +252,18 @@ export class BatchRunner {
     this.kv = KvBatch.fromOutputs(this.model.config, this.model.dtype, out);
 
     const data = tokens.data as BigInt64Array;
+    const chosen = (out[GEN.tokenLogprobs] as ort.Tensor).data as Float32Array;
+    const topValues = (out[GEN.topLogprobs] as ort.Tensor).data as Float32Array;
+    const topIds = (out[GEN.topIds] as ort.Tensor).data as BigInt64Array;
+    const logprobOf = (s: number, b: number, k: number): TokenLogprob => {
+      const at = (s * B + b) * LOGPROB_TOP_K;
+      const top: [number, number][] = [];
+      for (let i = 0; i < k; i++) top.push([Number(topIds[at + i]), topValues[at + i] as number]);
+      return { logprob: chosen[s * B + b] as number, top };
+    };
     const results = rows.map((r, b) => {
       const ids: number[] = [];
+      const logprobs: TokenLogprob[] = [];
       let outcome: RowOutcome | null = null;
       for (let s = 0; s < ran; s++) {
         const id = Number(data[s * B + b]);
@@ -254,6 +279,7 @@ export class BatchRunner {
           break;
         }
         ids.push(id);
+        if (r.logprobs !== null) logprobs.push(logprobOf(s, b, r.logprobs));
         r.pending = id;
         if (r.remaining === 0) {
           outcome = { finishReason: 'length', stopTokenId: null, completionTokens: r.produced };
@@ -262,15 +288,15 @@ export class BatchRunner {
       }
       r.len += ran;
       if (r.seen) r.seen.push(...ids);
-      return { ids, outcome };
+      return { ids, outcome, logprobs };
     });
     // The run is reported before its tokens, so a request that ends here has it counted.
     const produced = rows.reduce((n, r) => n + r.produced, 0) - producedBefore;
     this.report('decode', feeds, out, { batch: B, steps: ran, tokens: produced, ms });
     const finished = new Set<Row>();
     rows.forEach((r, b) => {
-      const { ids, outcome } = results[b] as (typeof results)[number];
-      if (ids.length > 0) this.hooks.tokens(r.id, r.index, ids);
+      const { ids, outcome, logprobs } = results[b] as (typeof results)[number];
+      if (ids.length > 0) this.hooks.tokens(r.id, r.index, ids, r.logprobs === null ? undefined : logprobs);
       if (outcome) {
         finished.add(r);
         this.hooks.rowDone(r.id, r.index, outcome);
@@ -305,6 +331,7 @@ export class BatchRunner {
       topP: req.topP,
       repetitionPenalty: req.repetitionPenalty,
       stopIds: req.stopIds,
+      logprobs: req.logprobs,
       seen: req.repetitionPenalty !== 1 ? [...req.promptIds] : null,
       remaining: req.maxNewTokens,
       produced: 0,
@@ -315,14 +342,16 @@ export class BatchRunner {
     };
   }
 
-  /** Consecutive newcomers whose padded prefixes fit one prefill run. */
+  /** Consecutive newcomers whose padded prefixes fit one prefill run (scored ones apart). */
   private *prefillGroups(newcomers: readonly Newcomer[]): Generator<Newcomer[]> {
     let group: Newcomer[] = [];
     let width = 0;
     for (const c of newcomers) {
       const len = c.request.promptIds.length - 1;
       const w = Math.max(width, len);
-      if (group.length > 0 && (group.length + 1) * w > PREFILL_TOKENS) {
+      // Scoring costs every position's logits: rows that ask for it run on their own.
+      const mixes = group.length > 0 && (group[0] as Newcomer).request.scorePrompt !== c.request.scorePrompt;
+      if (group.length > 0 && (mixes || (group.length + 1) * w > PREFILL_TOKENS)) {
         yield group;
         group = [];
         width = 0;
@@ -334,9 +363,12 @@ export class BatchRunner {
   }
 
   /** Runs the prompts minus their last token through the graph; returns their cache. */
-  private async prefill(group: readonly Newcomer[]): Promise<{ kv: KvBatch; ms: number } | null> {
+  private async prefill(
+    group: readonly Newcomer[],
+  ): Promise<{ kv: KvBatch; ms: number; scores?: TokenLogprob[][] } | null> {
     if (group.length === 0) return null;
     const prompts = group.map((c) => c.request.promptIds.slice(0, -1));
+    const score = group.some((c) => c.request.scorePrompt);
     const B = prompts.length;
     const T = Math.max(...prompts.map((p) => p.length));
     const zeros = (n: number) => new Array<number>(n).fill(0);
@@ -376,6 +408,17 @@ export class BatchRunner {
         zeros(B).map(() => 1),
         [B],
       ),
+      // Each input position is scored against the prompt's next token.
+      [GEN.scoreTargets]: score
+        ? int64(
+            padLeft(
+              group.map((c) => c.request.promptIds.slice(1)),
+              T,
+              () => 0,
+            ),
+            [B, T],
+          )
+        : int64([], [B, 0]),
     };
     const t0 = performance.now();
     const out = await this.model.session.run(feeds);
@@ -383,7 +426,23 @@ export class BatchRunner {
     const kv = KvBatch.fromOutputs(this.model.config, this.model.dtype, out);
     const tokens = prompts.reduce((n, p) => n + p.length, 0);
     this.report('prefill', feeds, out, { batch: B, steps: 1, tokens, ms }, group);
-    return { kv, ms };
+    if (!score) return { kv, ms };
+    const values = (out[GEN.promptLogprobs] as ort.Tensor).data as Float32Array;
+    const topValues = (out[GEN.promptTopLogprobs] as ort.Tensor).data as Float32Array;
+    const topIds = (out[GEN.promptTopIds] as ort.Tensor).data as BigInt64Array;
+    const scores = group.map((c, b) => {
+      const len = (prompts[b] as number[]).length;
+      const k = c.request.logprobs ?? 0;
+      return Array.from({ length: len }, (_, i): TokenLogprob => {
+        const t = b * T + (T - len) + i; // right-aligned
+        const top: [number, number][] = [];
+        for (let j = 0; j < k; j++) {
+          top.push([Number(topIds[t * LOGPROB_TOP_K + j]), topValues[t * LOGPROB_TOP_K + j] as number]);
+        }
+        return { logprob: values[t] as number, top };
+      });
+    });
+    return { kv, ms, scores };
   }
 
   private report(

@@ -18,7 +18,15 @@ import { type ModelConfig, parseModelConfig } from '../model/config.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { type ChunkTiming, DEFAULT_CHUNK_TIMING, validateChunkTiming } from './chunk-timer.ts';
 import { prepareGenerationGraph } from './graph-file.ts';
-import type { FromWorker, OpenedInfo, RowOutcome, RunReport, ToWorker, WorkerError } from './protocol.ts';
+import type {
+  FromWorker,
+  OpenedInfo,
+  RowOutcome,
+  RunReport,
+  TokenLogprob,
+  ToWorker,
+  WorkerError,
+} from './protocol.ts';
 import { type GenerationRequest, type ResolvedRequest, resolveRequest } from './request.ts';
 import type { SessionOptions } from './session.ts';
 
@@ -69,6 +77,13 @@ export interface GenerationChunk {
   /** Sample index (0 .. n-1). */
   index: number;
   ids: number[];
+  /** With `logprobs`: one per id. */
+  logprobs?: TokenLogprob[];
+  /**
+   * With `scorePrompt`: the prompt's token scores (the first is null), in a first chunk of
+   * their own (no ids), before any generated token.
+   */
+  promptLogprobs?: (TokenLogprob | null)[];
 }
 
 export interface GenerationStream extends AsyncIterable<GenerationChunk> {
@@ -305,10 +320,11 @@ export class GenerationEngine {
       case 'admitted':
         p.admittedAt = performance.now();
         p.prefillMs = m.prefillMs;
+        if (m.promptLogprobs) p.chunks.push({ index: 0, ids: [], promptLogprobs: m.promptLogprobs });
         return;
       case 'tokens':
         p.firstChunkAt ||= performance.now();
-        p.chunks.push({ index: m.index, ids: m.ids });
+        p.chunks.push({ index: m.index, ids: m.ids, ...(m.logprobs ? { logprobs: m.logprobs } : {}) });
         return;
       case 'row-done':
         if (p.outcomes[m.index] === undefined) p.left--;

@@ -31,6 +31,12 @@ export interface WorkerError {
   message: string;
 }
 
+/** A token's log-probability and the most likely alternatives at its position ([id, logprob]). */
+export interface TokenLogprob {
+  logprob: number;
+  top: [number, number][];
+}
+
 export type RowFinish = 'length' | 'stop' | 'eos' | 'cancelled';
 
 /** How one sample (row) of a request ended. */
@@ -64,8 +70,8 @@ export type FromWorker =
   | { type: 'opened'; info: OpenedInfo }
   | { type: 'open-failed'; error: WorkerError }
   /** The request's rows joined the batch (after their prefill). */
-  | { type: 'admitted'; id: number; prefillMs: number }
-  | { type: 'tokens'; id: number; index: number; ids: number[] }
+  | { type: 'admitted'; id: number; prefillMs: number; promptLogprobs?: (TokenLogprob | null)[] }
+  | { type: 'tokens'; id: number; index: number; ids: number[]; logprobs?: TokenLogprob[] }
   | { type: 'row-done'; id: number; index: number; outcome: RowOutcome }
   | { type: 'run'; report: RunReport }
   | { type: 'failed'; id: number; error: WorkerError }

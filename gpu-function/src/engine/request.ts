@@ -27,6 +27,10 @@ export interface GenerationRequest {
   stopIds?: readonly number[];
   /** Samples of this prompt, sharing one prefill. Default 1. */
   n?: number;
+  /** Report each token's log-probability with this many alternatives (0..5). Default none. */
+  logprobs?: number | null;
+  /** Score the prompt's tokens too (with `logprobs` alternatives); maxNewTokens may then be 0. */
+  scorePrompt?: boolean;
   /**
    * Index of the first sample (default 0): sample j draws from the seed stream of index
    * `firstSample + j`, so a request split into parts samples exactly as it would whole.
@@ -46,6 +50,8 @@ export interface ResolvedRequest {
   stopIds: number[];
   n: number;
   firstSample: number;
+  logprobs: number | null;
+  scorePrompt: boolean;
 }
 
 export interface ModelLimits {
@@ -96,6 +102,13 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
   const promptIds = tokenIds(req.promptIds, limits.vocabSize, 'prompt', false);
   if (req.maxNewTokens === undefined) throw badRequest("'max_tokens' is required", 'max_tokens');
   const maxNewTokens = checked('max_tokens', req.maxNewTokens) as number;
+  const scorePrompt = req.scorePrompt === true;
+  if (maxNewTokens === 0 && !scorePrompt) {
+    throw badRequest(
+      "'max_tokens' may be 0 only when the prompt is scored (echo with logprobs)",
+      'max_tokens',
+    );
+  }
   // Only what depends on the model is checked here beyond the table: its context and vocabulary.
   if (promptIds.length + maxNewTokens > limits.maxPositions) {
     throw new ContextLengthError(promptIds.length, maxNewTokens, limits.maxPositions);
@@ -128,5 +141,7 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
     repetitionPenalty: checked('repetition_penalty', req.repetitionPenalty) as number,
     seed: (checked('seed', req.seed) as number | undefined) ?? randomSeed(),
     stopIds,
+    logprobs: (checked('logprobs', req.logprobs) as number | undefined) ?? null,
+    scorePrompt,
   };
 }

@@ -40,8 +40,10 @@ async function open(msg: Extract<ToWorker, { type: 'open' }>, timing: ChunkTimin
     const dtype = cacheDtype(opened.session, msg.config);
     model = { session: opened.session, config: msg.config, dtype };
     runner = new BatchRunner(model, timing, {
-      admitted: (id, prefillMs) => post({ type: 'admitted', id, prefillMs }),
-      tokens: (id, index, ids) => post({ type: 'tokens', id, index, ids }),
+      admitted: (id, prefillMs, promptLogprobs) =>
+        post({ type: 'admitted', id, prefillMs, ...(promptLogprobs ? { promptLogprobs } : {}) }),
+      tokens: (id, index, ids, logprobs) =>
+        post({ type: 'tokens', id, index, ids, ...(logprobs ? { logprobs } : {}) }),
       rowDone: (id, index, outcome) => post({ type: 'row-done', id, index, outcome }),
       run: (report) => post({ type: 'run', report }),
       failed: (id, error) => post({ type: 'failed', id, error: asError(error) }),

@@ -8,15 +8,19 @@
 //   each step: hidden = decoder(ids, positions, past, mask); logits = lm_head(hidden[:, -1])
 //              id = sample(logits, presence, params, uniforms[step])
 //              a row is done after end-of-text, a stop id, or its budget; stop when all are
-//   outputs:  tokens [steps, B] (scan), present key/value per layer (final carried values)
+//   outputs:  tokens [steps, B] (scan), present key/value per layer (final carried values),
+//             each step's log-probability of its id and top alternatives (scan), and with
+//             score_targets the prompt's scores from the first step (carried)
 //
-// IO names: generation-io.ts. Every op has a CUDA kernel; no logits leave the graph.
+// Log-probabilities are the model's own (log-softmax of the raw logits, before penalties and
+// temperature). IO names: generation-io.ts. Every op has a CUDA kernel; no logits leave the graph.
 
 import type { ModelConfig } from './config.ts';
 import { type DecoderOptions, type KeyValue, prepareDecoder, type WeightMap } from './decoder.ts';
 import {
   FINISHED_ROW_TOKEN,
   GEN,
+  LOGPROB_TOP_K,
   pastKeyName,
   pastValueName,
   presentKeyName,
@@ -60,6 +64,7 @@ export function buildGenerationModel(
   const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
   const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
   const budget = column(g.input(GEN.budget, 'int64', ['batch']));
+  const scoreTargets = g.input(GEN.scoreTargets, 'int64', ['batch', 'score_seq']);
 
   // Loop-invariant values, computed once per run in the main graph (bodies see them).
   const batch = g.op(
@@ -74,6 +79,22 @@ export function buildGenerationModel(
   ]);
   const stopIds = g.op('Concat', [eosColumn, stopIdsIn], { axis: 1 }, { name: 'stop_ids_with_eos' });
   const presence = emitPresenceFrom(g, seenIds, batch, V);
+  const emptyScores = (dims: number[], dtype: 'float32' | 'int64') =>
+    g.op('ConstantOfShape', [g.op('Concat', [batch, g.int64s(dims)], { axis: 0 })], {
+      value: {
+        kind: 'tensor' as const,
+        value: {
+          name: 'value',
+          dtype,
+          dims: [1],
+          raw: dtype === 'float32' ? new Uint8Array(4) : new Uint8Array(8),
+        },
+      },
+    });
+  const scoring = g.op('Greater', [
+    g.op('Squeeze', [g.op('Shape', [scoreTargets], { start: 1, end: 2 })]),
+    g.scalar('int64', 0),
+  ]);
 
   // The body: one step.
   const body = g.subgraph('step');
@@ -84,6 +105,9 @@ export function buildGenerationModel(
   const mask = body.input('step.mask', 'int64', ['batch', 'step_total']);
   const done = body.input('step.done', 'bool', ['batch', 1]);
   const seen = body.input('step.presence', 'bool', ['batch', V]);
+  const scoresIn = body.input('step.scores', 'float32', ['batch', 'scored']);
+  const scoreTopIn = body.input('step.score_top', 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
+  const scoreTopIdsIn = body.input('step.score_top_ids', 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
   const stepPast: KeyValue[] = [];
   for (let l = 0; l < L; l++) {
     stepPast.push({
@@ -109,6 +133,55 @@ export function buildGenerationModel(
   );
   const uniform = body.op('Unsqueeze', [body.op('Gather', [uniforms, step], { axis: 0 }), body.int64s([1])]);
   const next = emitSampler(body, { logits, presence: seen, uniform, ...params }, V); // [B, 1]
+
+  // The sampled id's log-probability and the top alternatives, from the raw logits.
+  const logprobs = body.op('LogSoftmax', [logits], { axis: 1 });
+  const chosenLogprob = body.op('Squeeze', [
+    body.op('GatherElements', [logprobs, next], { axis: 1 }),
+    body.int64s([1]),
+  ]);
+  const [topLogprobs, topIds] = body.ops('TopK', [logprobs, body.int64s([LOGPROB_TOP_K])], 2, {
+    axis: 1,
+    largest: 1,
+    sorted: 1,
+  }) as [string, string];
+
+  // Prompt scores, on the first step only, when asked for: every position's distribution over
+  // its target (the next prompt token) and its top alternatives.
+  const scoreNow = body.op('And', [scoring, body.op('Equal', [step, body.scalar('int64', 0)])]);
+  const scoreBranch = body.subgraph('score');
+  {
+    const all = scoreBranch.op('LogSoftmax', [decoder.logits(scoreBranch, hidden)], { axis: -1 }); // [B, T, V]
+    const targets = scoreBranch.op('Unsqueeze', [scoreTargets, scoreBranch.int64s([2])]);
+    const picked = scoreBranch.op('Squeeze', [
+      scoreBranch.op('GatherElements', [all, targets], { axis: 2 }),
+      scoreBranch.int64s([2]),
+    ]);
+    const [values, ids] = scoreBranch.ops('TopK', [all, scoreBranch.int64s([LOGPROB_TOP_K])], 2, {
+      axis: -1,
+      largest: 1,
+      sorted: 1,
+    }) as [string, string];
+    scoreBranch.output('score.values', picked, 'float32', ['batch', 'scored']);
+    scoreBranch.output('score.top', values, 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
+    scoreBranch.output('score.top_ids', ids, 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
+  }
+  const keepBranch = body.subgraph('score_keep');
+  keepBranch.output('keep.values', keepBranch.op('Identity', [scoresIn]), 'float32', ['batch', 'scored']);
+  keepBranch.output('keep.top', keepBranch.op('Identity', [scoreTopIn]), 'float32', [
+    'batch',
+    'scored',
+    LOGPROB_TOP_K,
+  ]);
+  keepBranch.output('keep.top_ids', keepBranch.op('Identity', [scoreTopIdsIn]), 'int64', [
+    'batch',
+    'scored',
+    LOGPROB_TOP_K,
+  ]);
+  const [scoresOut, scoreTopOut, scoreTopIdsOut] = body.ops('If', [scoreNow], 3, {
+    then_branch: scoreBranch,
+    else_branch: keepBranch,
+  }) as [string, string, string];
 
   // A row is done once it emits end-of-text or a stop id, or has used its budget; finished
   // rows emit -1 from then on and keep their position (their later steps are discarded).
@@ -149,11 +222,17 @@ export function buildGenerationModel(
   body.output('step.mask_out', maskOut, 'int64', ['batch', 'step_total_next']);
   body.output('step.done_out', doneNext, 'bool', ['batch', 1]);
   body.output('step.presence_out', emitMarkPresent(body, seen, next), 'bool', ['batch', V]);
+  body.output('step.scores_out', scoresOut, 'float32', ['batch', 'scored_out']);
+  body.output('step.score_top_out', scoreTopOut, 'float32', ['batch', 'scored_out', LOGPROB_TOP_K]);
+  body.output('step.score_top_ids_out', scoreTopIdsOut, 'int64', ['batch', 'scored_out', LOGPROB_TOP_K]);
   present.forEach((kv, l) => {
     body.output(`step.present.${l}.key`, kv.key, dtype, ['batch', N, 'step_total', D]);
     body.output(`step.present.${l}.value`, kv.value, dtype, ['batch', N, 'step_total', D]);
   });
   body.output('step.token', body.op('Squeeze', [emitted, body.int64s([1])]), 'int64', ['batch']);
+  body.output('step.token_logprob', chosenLogprob, 'float32', ['batch']);
+  body.output('step.top_logprobs', topLogprobs, 'float32', ['batch', LOGPROB_TOP_K]);
+  body.output('step.top_ids', topIds, 'int64', ['batch', LOGPROB_TOP_K]);
 
   const carried = [
     inputIds,
@@ -161,21 +240,35 @@ export function buildGenerationModel(
     attentionMask,
     doneIn,
     presence,
+    emptyScores([0], 'float32'),
+    emptyScores([0, LOGPROB_TOP_K], 'float32'),
+    emptyScores([0, LOGPROB_TOP_K], 'int64'),
     ...past.flatMap((kv) => [kv.key, kv.value]),
   ];
+  const scans = 4; // tokens, token log-probabilities, top log-probabilities and ids
   const outs = g.ops(
     'Loop',
     [maxSteps, g.scalar('bool', 1), ...carried],
-    carried.length + 1,
+    carried.length + scans,
     { body },
     { name: 'loop' },
   );
-  const firstKv = 5; // after ids, positions, mask, done, presence
+  g.output(GEN.promptLogprobs, outs[5] as string, 'float32', ['batch', 'scored']);
+  g.output(GEN.promptTopLogprobs, outs[6] as string, 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
+  g.output(GEN.promptTopIds, outs[7] as string, 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
+  const firstKv = 8; // after ids, positions, mask, done, presence, the three prompt-score values
   for (let l = 0; l < L; l++) {
     g.output(presentKeyName(l), outs[firstKv + 2 * l] as string, dtype, ['batch', N, 'total', D]);
     g.output(presentValueName(l), outs[firstKv + 2 * l + 1] as string, dtype, ['batch', N, 'total', D]);
   }
   g.output(GEN.tokens, outs[carried.length] as string, 'int64', ['steps_run', 'batch']);
+  g.output(GEN.tokenLogprobs, outs[carried.length + 1] as string, 'float32', ['steps_run', 'batch']);
+  g.output(GEN.topLogprobs, outs[carried.length + 2] as string, 'float32', [
+    'steps_run',
+    'batch',
+    LOGPROB_TOP_K,
+  ]);
+  g.output(GEN.topIds, outs[carried.length + 3] as string, 'int64', ['steps_run', 'batch', LOGPROB_TOP_K]);
 
   return g.model({
     metadata: {

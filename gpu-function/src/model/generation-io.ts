@@ -38,10 +38,29 @@ export const GEN = {
   done: 'done',
   /** int64 [steps, batch] output: the sampled ids, -1 after a row finished. */
   tokens: 'tokens',
+  /**
+   * int64 [batch, seq] (aligned with input_ids; [batch, 0] for none): score the prompt. On the
+   * first step each input position's distribution is scored against the row's target there
+   * (the next prompt token), without the [seq x vocabulary] log-probabilities leaving the graph.
+   */
+  scoreTargets: 'score_targets',
+  /** float32 [steps, batch]: log-probability of each sampled id (the model's own distribution). */
+  tokenLogprobs: 'token_logprobs',
+  /** float32 / int64 [steps, batch, LOGPROB_TOP_K]: the most likely ids of each step and theirs. */
+  topLogprobs: 'top_logprobs',
+  topIds: 'top_ids',
+  /** float32 [batch, seq]: log-probability of each score target (empty without score_targets). */
+  promptLogprobs: 'prompt_logprobs',
+  /** float32 / int64 [batch, seq, LOGPROB_TOP_K]: the most likely ids at each scored position. */
+  promptTopLogprobs: 'prompt_top_logprobs',
+  promptTopIds: 'prompt_top_ids',
 } as const;
 
 // The cache is named as in forward.onnx: [batch, N, past, D] per layer, in the compute dtype.
 export { pastKeyName, pastValueName, presentKeyName, presentValueName } from './forward-model.ts';
+
+/** Alternatives reported per position (OpenAI's `logprobs` goes up to 5). */
+export const LOGPROB_TOP_K = 5;
 
 /** What `tokens` holds for a row after it finished. */
 export const FINISHED_ROW_TOKEN = -1;

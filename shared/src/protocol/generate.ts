@@ -47,6 +47,14 @@ export interface StoppingParams {
   stop_ids: number[];
 }
 
+/** What comes back besides the tokens. */
+export interface OutputParams {
+  /** Each token's log-probability and this many alternatives (0..5); absent: none. */
+  logprobs?: number;
+  /** Score the prompt too (its tokens' log-probabilities, with `logprobs` alternatives). */
+  score_prompt?: boolean;
+}
+
 export interface GenerateRequest {
   version: typeof WIRE_VERSION;
   /** One or more prompts (at most MAX_PROMPTS), each a non-empty list of token ids. */
@@ -57,6 +65,7 @@ export interface GenerateRequest {
   key_id?: string;
   sampling: SamplingParams;
   stopping: StoppingParams;
+  output: OutputParams;
 }
 
 export type FinishReason = 'length' | 'stop' | 'eos' | 'error' | 'cancelled';
@@ -91,14 +100,35 @@ export interface DoneFrame {
   error?: { message: string; code: string };
 }
 
+/** One token's log-probability and the most likely alternatives at its position. */
+export interface WireLogprob {
+  logprob: number;
+  /** [id, logprob] pairs, most likely first (as many as `output.logprobs` asked). */
+  top: [number, number][];
+}
+
 export interface TokensFrame {
   type: 'tokens';
   /** The choice (absent: 0). */
   index?: number;
   ids: number[];
+  /** With `output.logprobs`: one per id. */
+  logprobs?: WireLogprob[];
 }
 
-export type GenerateFrame = { type: 'heartbeat'; phase: 'loading' | 'queued' } | TokensFrame | DoneFrame;
+/** With `output.score_prompt`: each prompt's token scores (the first token's is null), before any tokens frame. */
+export interface PromptFrame {
+  type: 'prompt';
+  /** The prompt index. */
+  prompt: number;
+  logprobs: (WireLogprob | null)[];
+}
+
+export type GenerateFrame =
+  | { type: 'heartbeat'; phase: 'loading' | 'queued' }
+  | PromptFrame
+  | TokensFrame
+  | DoneFrame;
 
 /** Prompts one request may hold (OpenAI's batch of prompts). */
 export const MAX_PROMPTS = 20;
@@ -171,7 +201,16 @@ function fromVersion1(body: Record<string, unknown>): Record<string, unknown> {
 export function parseGenerateRequest(raw: unknown): GenerateRequest {
   if (!isPlainObject(raw)) throw badRequest('The request body must be a JSON object.');
   const body = raw.version === undefined && V1_FIELDS.some((f) => f in raw) ? fromVersion1(raw) : raw;
-  const known = new Set(['version', 'prompt_ids', 'prompts', 'n', 'key_id', 'sampling', 'stopping']);
+  const known = new Set([
+    'version',
+    'prompt_ids',
+    'prompts',
+    'n',
+    'key_id',
+    'sampling',
+    'stopping',
+    'output',
+  ]);
   for (const key of Object.keys(body)) {
     if (!known.has(key)) throw badRequest(`Unknown parameter '${key.slice(0, 64)}'.`, key.slice(0, 64));
   }
@@ -192,6 +231,19 @@ export function parseGenerateRequest(raw: unknown): GenerateRequest {
   }
   const sampling = readWireGroup(body.sampling, 'sampling') as unknown as SamplingParams;
   const stopping = readWireGroup(body.stopping, 'stopping') as unknown as StoppingParams;
+  const { score_prompt, ...outputFields } = isPlainObject(body.output) ? body.output : {};
+  const output = readWireGroup(
+    body.output === undefined ? undefined : outputFields,
+    'output',
+  ) as OutputParams;
+  if (score_prompt !== undefined) {
+    if (typeof score_prompt !== 'boolean')
+      throw badRequest("'score_prompt' must be a boolean.", 'score_prompt');
+    if (score_prompt) output.score_prompt = true;
+  }
+  if (stopping.max_new_tokens === 0 && !output.score_prompt) {
+    throw badRequest("'max_new_tokens' may be 0 only when the prompt is scored.", 'max_new_tokens');
+  }
   const longest = Math.max(...prompts.map((p) => p.length));
   if (longest + stopping.max_new_tokens > CONTEXT_LENGTH) {
     throw badRequest(
@@ -200,7 +252,7 @@ export function parseGenerateRequest(raw: unknown): GenerateRequest {
       'context_length_exceeded',
     );
   }
-  const req: GenerateRequest = { version: WIRE_VERSION, prompts, n, sampling, stopping };
+  const req: GenerateRequest = { version: WIRE_VERSION, prompts, n, sampling, stopping, output };
   if (body.key_id !== undefined) {
     if (typeof body.key_id !== 'string' || body.key_id.length === 0 || body.key_id.length > MAX_KEY_ID) {
       throw badRequest(`'key_id' must be a string of 1 to ${MAX_KEY_ID} characters.`, 'key_id');

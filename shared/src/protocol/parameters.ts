@@ -7,8 +7,8 @@
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
 
-/** Where a parameter travels on the wire (`sampling`, `stopping`), or `edge` if it stays there. */
-export type ParamGroup = 'sampling' | 'stopping' | 'edge';
+/** Where a parameter travels on the wire (`sampling`, `stopping`, `output`), or `edge` if it stays there. */
+export type ParamGroup = 'sampling' | 'stopping' | 'output' | 'edge';
 
 interface Common {
   group: ParamGroup;
@@ -52,9 +52,9 @@ export const GENERATION_PARAMETERS = {
     group: 'stopping',
     wire: 'max_new_tokens',
     default: 16,
-    min: 1,
+    min: 0,
     max: CONTEXT_LENGTH,
-    doc: 'tokens to generate per choice; prompt + max_tokens may not exceed 2048',
+    doc: 'tokens to generate per choice; prompt + max_tokens may not exceed 2048; 0 only to score the prompt (echo with logprobs)',
   },
   temperature: {
     kind: 'number',
@@ -112,6 +112,14 @@ export const GENERATION_PARAMETERS = {
     wire: 'stop_ids',
     maxItems: 16,
     doc: 'ids that end a choice (vLLM); end-of-text always does',
+  },
+  logprobs: {
+    kind: 'integer',
+    group: 'output',
+    default: null,
+    min: 0,
+    max: 5,
+    doc: "each token's log-probability and this many most likely alternatives (the model's own distribution, before temperature, top-k/top-p and penalties); with echo also the prompt's",
   },
 } as const satisfies Record<string, ParamSpec>;
 
@@ -219,7 +227,7 @@ export function readGenerationParameters(body: Record<string, unknown>): Generat
 /** The parameters that travel in one wire group, by their wire names. */
 export function wireGroup(
   params: GenerationParameters,
-  group: 'sampling' | 'stopping',
+  group: 'sampling' | 'stopping' | 'output',
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(GENERATION_PARAMETERS) as [ParameterName, ParamSpec][]) {
@@ -233,7 +241,7 @@ export function wireGroup(
 /** Reads one wire group back (wire names), checked by the same specs. */
 export function readWireGroup(
   raw: unknown,
-  group: 'sampling' | 'stopping',
+  group: 'sampling' | 'stopping' | 'output',
 ): Partial<GenerationParameters> & Record<string, unknown> {
   const body = raw === undefined ? {} : raw;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {

@@ -47,6 +47,7 @@ export async function runGraph(
     [GEN.stopIds]: int64(r.stops ?? r.prompts.map(() => [])),
     [GEN.done]: new ort.Tensor('bool', r.done ?? new Array(B).fill(false), [B]),
     [GEN.attentionMask]: int64(r.prompts.map((p) => p.map(() => 1))),
+    [GEN.scoreTargets]: new ort.Tensor('int64', new BigInt64Array(0), [B, 0]),
     [GEN.budget]: new ort.Tensor('int64', BigInt64Array.from(r.prompts.map(() => BigInt(r.steps))), [B]),
   };
   const dims = [B, config.numHeads, 0, config.headSize];

@@ -9,7 +9,20 @@ import type { GraphProto } from '../../../gpu-function/src/model/onnx/index.ts';
 export const CUDA_KERNEL_OPS: ReadonlySet<string> = new Set([
   ...['Add', 'And', 'ArgMax', 'Cast', 'Concat', 'ConstantOfShape', 'CumSum', 'Div', 'Equal', 'Exp', 'Expand'],
   ...['Gather', 'GatherElements', 'Gemm', 'Greater', 'Identity', 'If', 'LayerNormalization', 'Less'],
-  ...['LessOrEqual', 'Loop', 'MatMul', 'Min', 'Mul', 'Neg', 'Not', 'Or', 'Range', 'ReduceMax', 'ReduceMin'],
+  ...[
+    'LessOrEqual',
+    'LogSoftmax',
+    'Loop',
+    'MatMul',
+    'Min',
+    'Mul',
+    'Neg',
+    'Not',
+    'Or',
+    'Range',
+    'ReduceMax',
+    'ReduceMin',
+  ],
   ...['ReduceSum', 'Reshape', 'ScatterElements', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Split', 'Squeeze'],
   ...['Sub', 'TopK', 'Transpose', 'Unsqueeze', 'Where'],
   ...[

@@ -69,7 +69,8 @@ describe('quantized graph structure (7B config)', () => {
     for (const node of nodes) expect(CUDA_KERNEL_OPS, `op ${opKey(node)}`).toContain(opKey(node));
     expect(nodes.filter((n) => n.opType === 'Gemm')).toHaveLength(0);
     const matmuls = nodes.filter((n) => opKey(n) === 'com.microsoft:MatMulNBits');
-    expect(matmuls).toHaveLength(4 * L + 1);
+    // 4 per layer + the LM head, + the LM head over every position when the prompt is scored.
+    expect(matmuls).toHaveLength(4 * L + 2);
     const head = matmuls.find((n) => n.inputs[1] === 'embed_out.weight');
     expect(head?.attributes).toMatchObject({
       K: { value: 4096 },

@@ -23,6 +23,7 @@ describe('generate request validation', () => {
       n: 1,
       sampling: { temperature: 1, top_p: 1, top_k: 0, repetition_penalty: 1 },
       stopping: { max_new_tokens: 4, stop_ids: [] },
+      output: {},
     };
     expect(parseGenerateRequest({ version: 2, prompts: [[5, 6]], stopping: { max_new_tokens: 4 } })).toEqual(
       v2,
@@ -44,6 +45,16 @@ describe('generate request validation', () => {
     rejects({ prompts: [[1]], stopping: { stop_ids: new Array(17).fill(1) } }, 'stop_ids');
     rejects({ prompts: [[1]], sampling: [] }, 'sampling');
     rejects({ version: 3, prompts: [[1]] }, 'version');
+    // Output: log-probabilities 0..5, and max_new_tokens 0 only to score the prompt.
+    const scored = parseGenerateRequest({
+      prompts: [[1, 2]],
+      stopping: { max_new_tokens: 0 },
+      output: { logprobs: 5, score_prompt: true },
+    });
+    expect(scored.output).toEqual({ logprobs: 5, score_prompt: true });
+    rejects({ prompts: [[1]], output: { logprobs: 6 } }, 'logprobs');
+    rejects({ prompts: [[1]], stopping: { max_new_tokens: 0 } }, 'max_new_tokens');
+    rejects({ prompts: [[1]], output: { score_prompt: 'yes' } }, 'score_prompt');
   });
 
   it('rejects bad input naming the parameter', () => {
