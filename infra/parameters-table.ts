@@ -26,11 +26,13 @@ function typeAndRange(s: ParamSpec): string {
       return `array of up to ${s.maxItems} token ids`;
     case 'strings':
       return `string or array of up to ${s.maxItems} strings (each 1 to ${s.maxLength} characters)`;
+    case 'bias':
+      return `object of up to ${s.maxItems} token ids to numbers in [${s.min}, ${s.max}]`;
   }
 }
 
 function defaultOf(s: ParamSpec): string {
-  if (s.kind === 'ids' || s.kind === 'strings') return '–';
+  if (s.kind === 'ids' || s.kind === 'strings' || s.kind === 'bias') return '–';
   if (s.default === null) return '–';
   return `\`${s.default}\``;
 }

@@ -53,7 +53,16 @@ interface Row {
   topK: number;
   topP: number;
   repetitionPenalty: number;
+  minP: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  logitBias: [number, number][];
+  /** The ids that end the row: its stop ids, and end-of-text unless it ignores it. */
   stopIds: number[];
+  /** Generated ids (for the presence and frequency penalties), when either is on. */
+  generated: number[] | null;
+  /** Tokens to produce before a stop id may end the row. */
+  minTokens: number;
   /** Alternatives to report per token; null: no log-probabilities. */
   logprobs: number | null;
   /** Prompt + output, when the repetition penalty is on (it is sent every run). */
@@ -79,6 +88,15 @@ const int64 = (values: ArrayLike<number>, dims: number[]) =>
   );
 const f32 = (values: number[]) => new ort.Tensor('float32', Float32Array.from(values), [values.length]);
 const tensorBytes = (t: ort.Tensor) => (t.data as ArrayBufferView).byteLength;
+
+/**
+ * What pads a row's stop ids: one of its own (a repeat changes nothing). A row with none (it
+ * ignores end-of-text and has no stop ids) pads with -1, which no sampled id equals; its
+ * min_tokens_left is 0, so the padding never blocks an id either.
+ */
+function stopPad(r: Row): number {
+  return r.stopIds[0] ?? -1;
+}
 
 /** [rows x width] row-major, each row right-aligned and left-padded with `pad(row)`. */
 function padLeft(rows: readonly (readonly number[])[], width: number, pad: (r: number) => number): number[] {
@@ -191,6 +209,8 @@ export class BatchRunner {
     }
     const seenWidth = Math.max(0, ...rows.map((r) => r.seen?.length ?? 0));
     const stopWidth = Math.max(0, ...rows.map((r) => r.stopIds.length));
+    const countedWidth = Math.max(0, ...rows.map((r) => r.generated?.length ?? 0));
+    const biasWidth = Math.max(0, ...rows.map((r) => r.logitBias.length));
     const feeds: Record<string, ort.Tensor> = {
       ...this.kv.feeds(),
       [GEN.inputIds]: int64(
@@ -231,9 +251,54 @@ export class BatchRunner {
         padLeft(
           rows.map((r) => r.stopIds),
           stopWidth,
-          () => eosTokenId,
+          (b) => stopPad(rows[b] as Row),
         ),
         [B, stopWidth],
+      ),
+      [GEN.minP]: f32(rows.map((r) => r.minP)),
+      [GEN.presencePenalty]: f32(rows.map((r) => r.presencePenalty)),
+      [GEN.frequencyPenalty]: f32(rows.map((r) => r.frequencyPenalty)),
+      [GEN.countedIds]: int64(
+        padLeft(
+          rows.map((r) => r.generated ?? []),
+          countedWidth,
+          () => 0,
+        ),
+        [B, countedWidth],
+      ),
+      [GEN.countedWeights]: new ort.Tensor(
+        'float32',
+        Float32Array.from(
+          padLeft(
+            rows.map((r) => (r.generated ?? []).map(() => 1)),
+            countedWidth,
+            () => 0,
+          ),
+        ),
+        [B, countedWidth],
+      ),
+      [GEN.biasIds]: int64(
+        padLeft(
+          rows.map((r) => r.logitBias.map(([id]) => id)),
+          biasWidth,
+          (b) => rows[b]?.logitBias[0]?.[0] ?? 0,
+        ),
+        [B, biasWidth],
+      ),
+      [GEN.biasValues]: new ort.Tensor(
+        'float32',
+        Float32Array.from(
+          padLeft(
+            rows.map((r) => r.logitBias.map(([, v]) => v)),
+            biasWidth,
+            (b) => rows[b]?.logitBias[0]?.[1] ?? 0,
+          ),
+        ),
+        [B, biasWidth],
+      ),
+      [GEN.minTokensLeft]: int64(
+        rows.map((r) => (r.stopIds.length === 0 ? 0 : Math.max(0, r.minTokens - r.produced))),
+        [B],
       ),
       [GEN.done]: new ort.Tensor('bool', new Array<boolean>(B).fill(false), [B]),
       [GEN.budget]: int64(
@@ -270,7 +335,7 @@ export class BatchRunner {
         if (id === FINISHED_ROW_TOKEN) break;
         r.produced++;
         r.remaining--;
-        if (id === eosTokenId || r.stopIds.includes(id)) {
+        if (r.stopIds.includes(id)) {
           outcome = {
             finishReason: id === eosTokenId ? 'eos' : 'stop',
             stopTokenId: id,
@@ -288,6 +353,7 @@ export class BatchRunner {
       }
       r.len += ran;
       if (r.seen) r.seen.push(...ids);
+      if (r.generated) r.generated.push(...ids);
       return { ids, outcome, logprobs };
     });
     // The run is reported before its tokens, so a request that ends here has it counted.
@@ -330,7 +396,15 @@ export class BatchRunner {
       topK: req.topK,
       topP: req.topP,
       repetitionPenalty: req.repetitionPenalty,
-      stopIds: req.stopIds,
+      minP: req.minP,
+      presencePenalty: req.presencePenalty,
+      frequencyPenalty: req.frequencyPenalty,
+      logitBias: req.logitBias,
+      stopIds: req.ignoreEos
+        ? req.stopIds.filter((id) => id !== this.model.config.eosTokenId)
+        : [this.model.config.eosTokenId, ...req.stopIds],
+      generated: req.presencePenalty !== 0 || req.frequencyPenalty !== 0 ? [] : null,
+      minTokens: req.minTokens,
       logprobs: req.logprobs,
       seen: req.repetitionPenalty !== 1 ? [...req.promptIds] : null,
       remaining: req.maxNewTokens,
@@ -403,6 +477,14 @@ export class BatchRunner {
       [GEN.repetitionPenalty]: f32(zeros(B).map(() => 1)),
       [GEN.seenIds]: int64([], [B, 0]),
       [GEN.stopIds]: int64([], [B, 0]),
+      [GEN.minP]: f32(zeros(B)),
+      [GEN.presencePenalty]: f32(zeros(B)),
+      [GEN.frequencyPenalty]: f32(zeros(B)),
+      [GEN.countedIds]: int64([], [B, 0]),
+      [GEN.countedWeights]: new ort.Tensor('float32', new Float32Array(0), [B, 0]),
+      [GEN.biasIds]: int64([], [B, 0]),
+      [GEN.biasValues]: new ort.Tensor('float32', new Float32Array(0), [B, 0]),
+      [GEN.minTokensLeft]: int64(zeros(B), [B]),
       [GEN.done]: new ort.Tensor('bool', new Array<boolean>(B).fill(false), [B]),
       [GEN.budget]: int64(
         zeros(B).map(() => 1),

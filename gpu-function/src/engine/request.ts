@@ -4,6 +4,7 @@
 
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
 import {
+  checkMinTokens,
   GENERATION_PARAMETERS,
   type ParameterName,
   readParameter,
@@ -25,6 +26,17 @@ export interface GenerationRequest {
   seed?: number;
   /** Ids that end generation (emitted, then finishReason 'stop'). End-of-text always stops. */
   stopIds?: readonly number[];
+  /** Keep ids at least this fraction as likely as the top one; 0 = off. Default 0. */
+  minP?: number;
+  /** OpenAI's presence and frequency penalties (generated ids only); 0 = off. Default 0. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** [token id, value added to its logit]. */
+  logitBias?: readonly (readonly [number, number])[];
+  /** Generate past end-of-text. Default false. */
+  ignoreEos?: boolean;
+  /** Tokens before end-of-text or a stop id may end generation. Default 0. */
+  minTokens?: number;
   /** Samples of this prompt, sharing one prefill. Default 1. */
   n?: number;
   /** Report each token's log-probability with this many alternatives (0..5). Default none. */
@@ -52,6 +64,12 @@ export interface ResolvedRequest {
   firstSample: number;
   logprobs: number | null;
   scorePrompt: boolean;
+  minP: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  logitBias: [number, number][];
+  ignoreEos: boolean;
+  minTokens: number;
 }
 
 export interface ModelLimits {
@@ -113,6 +131,8 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
   if (promptIds.length + maxNewTokens > limits.maxPositions) {
     throw new ContextLengthError(promptIds.length, maxNewTokens, limits.maxPositions);
   }
+  const minTokens = checked('min_tokens', req.minTokens) as number;
+  checkMinTokens(minTokens, maxNewTokens);
   const stopIds = tokenIds(
     checked('stop_token_ids', req.stopIds ?? []),
     limits.vocabSize,
@@ -143,5 +163,14 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
     stopIds,
     logprobs: (checked('logprobs', req.logprobs) as number | undefined) ?? null,
     scorePrompt,
+    minP: checked('min_p', req.minP) as number,
+    presencePenalty: checked('presence_penalty', req.presencePenalty) as number,
+    frequencyPenalty: checked('frequency_penalty', req.frequencyPenalty) as number,
+    logitBias: checked(
+      'logit_bias',
+      req.logitBias === undefined ? undefined : Object.fromEntries(req.logitBias),
+    ) as [number, number][],
+    ignoreEos: checked('ignore_eos', req.ignoreEos) as boolean,
+    minTokens,
   };
 }

@@ -64,6 +64,14 @@ export function buildGenerationModel(
   const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
   const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
   const budget = column(g.input(GEN.budget, 'int64', ['batch']));
+  const minP = column(g.input(GEN.minP, 'float32', ['batch']));
+  const presencePenalty = column(g.input(GEN.presencePenalty, 'float32', ['batch']));
+  const frequencyPenalty = column(g.input(GEN.frequencyPenalty, 'float32', ['batch']));
+  const countedIds = g.input(GEN.countedIds, 'int64', ['batch', 'counted']);
+  const countedWeights = g.input(GEN.countedWeights, 'float32', ['batch', 'counted']);
+  const biasIds = g.input(GEN.biasIds, 'int64', ['batch', 'biased']);
+  const biasValues = g.input(GEN.biasValues, 'float32', ['batch', 'biased']);
+  const minTokensLeft = column(g.input(GEN.minTokensLeft, 'int64', ['batch']));
   const scoreTargets = g.input(GEN.scoreTargets, 'int64', ['batch', 'score_seq']);
 
   // Loop-invariant values, computed once per run in the main graph (bodies see them).
@@ -73,12 +81,28 @@ export function buildGenerationModel(
     {},
     { name: 'batch' },
   );
-  const eosColumn = g.op('Expand', [
-    g.constant('int64', [1, 1], [config.eosTokenId]),
-    g.op('Concat', [batch, g.int64s([1])], { axis: 0 }),
-  ]);
-  const stopIds = g.op('Concat', [eosColumn, stopIdsIn], { axis: 1 }, { name: 'stop_ids_with_eos' });
+  const stopIds = stopIdsIn;
   const presence = emitPresenceFrom(g, seenIds, batch, V);
+  // Per-run [B, V] tables: the counts of generated ids, the logit bias, the stop ids.
+  const zerosBV = g.op('ConstantOfShape', [g.op('Concat', [batch, g.int64s([V])], { axis: 0 })], {
+    value: {
+      kind: 'tensor' as const,
+      value: { name: 'value', dtype: 'float32', dims: [1], raw: new Uint8Array(4) },
+    },
+  });
+  const counts = g.op(
+    'ScatterElements',
+    [zerosBV, countedIds, countedWeights],
+    { axis: 1, reduction: 'add' },
+    { name: 'counts' },
+  );
+  const bias = g.op('ScatterElements', [zerosBV, biasIds, biasValues], { axis: 1 }, { name: 'logit_bias' });
+  const stopTable = g.op(
+    'ScatterElements',
+    [zerosBV, stopIds, g.op('ConstantOfShape', [g.op('Shape', [stopIds])], { value: floatAttr(1) })],
+    { axis: 1 },
+  );
+  const stopMask = g.op('Greater', [stopTable, g.scalar('float32', 0.5)], {}, { name: 'stop_mask' });
   const emptyScores = (dims: number[], dtype: 'float32' | 'int64') =>
     g.op('ConstantOfShape', [g.op('Concat', [batch, g.int64s(dims)], { axis: 0 })], {
       value: {
@@ -105,6 +129,7 @@ export function buildGenerationModel(
   const mask = body.input('step.mask', 'int64', ['batch', 'step_total']);
   const done = body.input('step.done', 'bool', ['batch', 1]);
   const seen = body.input('step.presence', 'bool', ['batch', V]);
+  const countsIn = body.input('step.counts', 'float32', ['batch', V]);
   const scoresIn = body.input('step.scores', 'float32', ['batch', 'scored']);
   const scoreTopIn = body.input('step.score_top', 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
   const scoreTopIdsIn = body.input('step.score_top_ids', 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
@@ -132,7 +157,28 @@ export function buildGenerationModel(
     { name: 'step.logits' },
   );
   const uniform = body.op('Unsqueeze', [body.op('Gather', [uniforms, step], { axis: 0 }), body.int64s([1])]);
-  const next = emitSampler(body, { logits, presence: seen, uniform, ...params }, V); // [B, 1]
+  // OpenAI's penalties: presence x (count > 0) + frequency x count, off the logits.
+  const penalty = body.op('Add', [
+    body.op('Mul', [
+      presencePenalty,
+      body.op('Cast', [body.op('Greater', [countsIn, body.scalar('float32', 0)])], { to: 1 }),
+    ]),
+    body.op('Mul', [frequencyPenalty, countsIn]),
+  ]);
+  const additive = body.op('Sub', [bias, penalty]);
+  // min_tokens: a row's stop ids (end-of-text included) are out while it has steps left to make.
+  const blocked = body.op('And', [stopMask, body.op('Less', [step, minTokensLeft])]);
+  const next = emitSampler(body, { logits, presence: seen, uniform, additive, blocked, minP, ...params }, V); // [B, 1]
+  const countedNext = body.op('Add', [
+    body.op('GatherElements', [countsIn, next], { axis: 1 }),
+    body.scalar('float32', 1),
+  ]);
+  const countsOut = body.op(
+    'ScatterElements',
+    [countsIn, next, countedNext],
+    { axis: 1 },
+    { name: 'step.counts_next' },
+  );
 
   // The sampled id's log-probability and the top alternatives, from the raw logits.
   const logprobs = body.op('LogSoftmax', [logits], { axis: 1 });
@@ -222,6 +268,7 @@ export function buildGenerationModel(
   body.output('step.mask_out', maskOut, 'int64', ['batch', 'step_total_next']);
   body.output('step.done_out', doneNext, 'bool', ['batch', 1]);
   body.output('step.presence_out', emitMarkPresent(body, seen, next), 'bool', ['batch', V]);
+  body.output('step.counts_out', countsOut, 'float32', ['batch', V]);
   body.output('step.scores_out', scoresOut, 'float32', ['batch', 'scored_out']);
   body.output('step.score_top_out', scoreTopOut, 'float32', ['batch', 'scored_out', LOGPROB_TOP_K]);
   body.output('step.score_top_ids_out', scoreTopIdsOut, 'int64', ['batch', 'scored_out', LOGPROB_TOP_K]);
@@ -240,6 +287,7 @@ export function buildGenerationModel(
     attentionMask,
     doneIn,
     presence,
+    counts,
     emptyScores([0], 'float32'),
     emptyScores([0, LOGPROB_TOP_K], 'float32'),
     emptyScores([0, LOGPROB_TOP_K], 'int64'),
@@ -253,10 +301,10 @@ export function buildGenerationModel(
     { body },
     { name: 'loop' },
   );
-  g.output(GEN.promptLogprobs, outs[5] as string, 'float32', ['batch', 'scored']);
-  g.output(GEN.promptTopLogprobs, outs[6] as string, 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
-  g.output(GEN.promptTopIds, outs[7] as string, 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
-  const firstKv = 8; // after ids, positions, mask, done, presence, the three prompt-score values
+  g.output(GEN.promptLogprobs, outs[6] as string, 'float32', ['batch', 'scored']);
+  g.output(GEN.promptTopLogprobs, outs[7] as string, 'float32', ['batch', 'scored', LOGPROB_TOP_K]);
+  g.output(GEN.promptTopIds, outs[8] as string, 'int64', ['batch', 'scored', LOGPROB_TOP_K]);
+  const firstKv = 9; // after ids, positions, mask, done, presence, counts, the three prompt-score values
   for (let l = 0; l < L; l++) {
     g.output(presentKeyName(l), outs[firstKv + 2 * l] as string, dtype, ['batch', N, 'total', D]);
     g.output(presentValueName(l), outs[firstKv + 2 * l + 1] as string, dtype, ['batch', N, 'total', D]);
@@ -278,4 +326,16 @@ export function buildGenerationModel(
       attention: decoder.attention,
     },
   });
+}
+
+function floatAttr(value: number) {
+  return {
+    kind: 'tensor' as const,
+    value: {
+      name: 'value',
+      dtype: 'float32' as const,
+      dims: [1],
+      raw: new Uint8Array(Float32Array.of(value).buffer),
+    },
+  };
 }

@@ -32,8 +32,28 @@ export const GEN = {
   repetitionPenalty: 'repetition_penalty',
   /** int64 [batch, seen]: ids the repetition penalty applies to (prompt + output so far); seen may be 0. */
   seenIds: 'seen_ids',
-  /** int64 [batch, stops]: ids that finish a row besides end-of-text (pad with end-of-text); stops may be 0. */
+  /**
+   * int64 [batch, stops]: ids that finish a row, end-of-text included unless the row ignores it
+   * (pad by repeating one of the row's own); stops may be 0.
+   */
   stopIds: 'stop_ids',
+  /** float32 [batch]: min-p (0 = off). */
+  minP: 'min_p',
+  /** float32 [batch]: OpenAI's presence and frequency penalties (0 = off). */
+  presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty',
+  /**
+   * int64 / float32 [batch, counted]: the row's generated ids so far and a weight each (1, or 0
+   * for padding): their counts drive the presence and frequency penalties (the prompt is not
+   * counted, as OpenAI does). counted may be 0.
+   */
+  countedIds: 'counted_ids',
+  countedWeights: 'counted_weights',
+  /** int64 / float32 [batch, biased]: logit_bias as ids and values (pad by repeating a pair); biased may be 0. */
+  biasIds: 'bias_ids',
+  biasValues: 'bias_values',
+  /** int64 [batch]: steps before the row's stop ids (end-of-text included) may be chosen (min_tokens). */
+  minTokensLeft: 'min_tokens_left',
   /** bool [batch]: rows already finished (they emit -1). */
   done: 'done',
   /** int64 [steps, batch] output: the sampled ids, -1 after a row finished. */

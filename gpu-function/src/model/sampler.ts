@@ -3,8 +3,10 @@
 // row and step: the graph's own RandomUniform state belongs to the session, not the request,
 // so only host uniforms make a seed reproducible.
 //
-//   logits -> repetition penalty -> temperature -> top-k -> top-p -> inverse CDF at u
-//   temperature 0: argmax of the penalised logits.
+//   logits -> repetition penalty -> + additive (logit bias, presence/frequency penalties)
+//          -> blocked ids out (min_tokens) -> temperature -> min-p -> top-k -> top-p
+//          -> inverse CDF at u
+//   temperature 0: argmax of the adjusted logits.
 // The same seed and parameters always give the same ids; which CDF order maps u to an id
 // (sorted or vocabulary order) depends only on the row's own parameters.
 
@@ -25,7 +27,16 @@ export interface SamplerInputs {
   topP: string;
   /** [B, 1] float32 in [0, 1). */
   uniform: string;
+  /** [B, V] float32 added after the repetition penalty (logit bias, presence/frequency penalties). */
+  additive?: string;
+  /** [B, V] bool: ids that may not be chosen now (end-of-text and stop ids before min_tokens). */
+  blocked?: string;
+  /** [B, 1] float32 in [0, 1]: keep ids at least this fraction as likely as the top one; 0 = off. */
+  minP?: string;
 }
+
+/** Most negative finite float32: a blocked or cut id gets exactly zero weight. */
+const NEVER = -3.4028234663852886e38;
 
 /**
  * The common repetition-penalty convention: for ids already present, positive logits are
@@ -47,13 +58,22 @@ export function emitRepetitionPenalty(g: GraphBuilder, logits: string, presence:
  */
 export function emitSampler(g: GraphBuilder, x: SamplerInputs, vocabSize: number): string {
   const f32 = (v: number) => g.scalar('float32', v);
-  const logits = emitRepetitionPenalty(g, x.logits, x.presence, x.repetitionPenalty);
+  let logits = emitRepetitionPenalty(g, x.logits, x.presence, x.repetitionPenalty);
+  if (x.additive) logits = g.op('Add', [logits, x.additive], {}, { name: 'adjusted_logits' });
+  if (x.blocked) logits = g.op('Where', [x.blocked, f32(NEVER), logits], {}, { name: 'allowed_logits' });
   const greedy = g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, { name: 'greedy_id' });
 
   // Temperature; greedy rows divide by 1 so nothing below turns into NaN for them.
   const isGreedy = g.op('Equal', [x.temperature, f32(0)]);
   const safeT = g.op('Where', [isGreedy, f32(1), x.temperature]);
-  const scaled = g.op('Div', [logits, safeT], {}, { name: 'scaled_logits' });
+  let scaled = g.op('Div', [logits, safeT], {}, { name: 'scaled_logits' });
+  if (x.minP) {
+    // min-p: keep ids whose probability is at least min_p times the top one's, i.e. whose
+    // scaled logit is at least top + ln(min_p) (ln 0 = -inf keeps every id).
+    const top = g.op('ReduceMax', [scaled], { axes: [1], keepdims: 1 });
+    const floor = g.op('Add', [top, g.op('Log', [x.minP])]);
+    scaled = g.op('Where', [g.op('Less', [scaled, floor]), f32(NEVER), scaled], {}, { name: 'min_p_logits' });
+  }
   const truncated = g.op('And', [
     g.op('Not', [isGreedy]),
     g.op('Or', [g.op('Greater', [x.topK, g.scalar('int64', 0)]), g.op('Less', [x.topP, f32(1)])]),

@@ -18,7 +18,7 @@
 
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
-import { readParameter, readWireGroup } from './parameters.ts';
+import { checkMinTokens, readParameter, readWireGroup } from './parameters.ts';
 
 /**
  * Wire version 2. The fields of `sampling` and `stopping` are the engine-side parameters of the
@@ -36,6 +36,13 @@ export interface SamplingParams {
   top_k: number;
   /** 1 disables the penalty. */
   repetition_penalty: number;
+  /** 0 disables min-p truncation. */
+  min_p: number;
+  /** OpenAI's penalties from the counts of generated ids; 0 disables each. */
+  presence_penalty: number;
+  frequency_penalty: number;
+  /** [token id, value added to its logit] (an object keyed by id on the wire). */
+  logit_bias: [number, number][];
   /** Same seed and parameters give the same tokens; absent means random. */
   seed?: number;
 }
@@ -43,8 +50,11 @@ export interface SamplingParams {
 /** When a choice ends. */
 export interface StoppingParams {
   max_new_tokens: number;
-  /** Ids that end a choice (end-of-text always does). */
+  /** Ids that end a choice (end-of-text too, unless ignore_eos). */
   stop_ids: number[];
+  ignore_eos: boolean;
+  /** Tokens before end-of-text or a stop id may end a choice. */
+  min_tokens: number;
 }
 
 /** What comes back besides the tokens. */
@@ -241,6 +251,7 @@ export function parseGenerateRequest(raw: unknown): GenerateRequest {
       throw badRequest("'score_prompt' must be a boolean.", 'score_prompt');
     if (score_prompt) output.score_prompt = true;
   }
+  checkMinTokens(stopping.min_tokens, stopping.max_new_tokens);
   if (stopping.max_new_tokens === 0 && !output.score_prompt) {
     throw badRequest("'max_new_tokens' may be 0 only when the prompt is scored.", 'max_new_tokens');
   }

@@ -44,7 +44,15 @@ export interface StringListParam extends Common {
   maxLength: number;
 }
 
-export type ParamSpec = NumberParam | BooleanParam | IdListParam | StringListParam;
+/** OpenAI's logit_bias: token id (as a string key) -> value. Read as [id, value] pairs. */
+export interface BiasParam extends Common {
+  kind: 'bias';
+  maxItems: number;
+  min: number;
+  max: number;
+}
+
+export type ParamSpec = NumberParam | BooleanParam | IdListParam | StringListParam | BiasParam;
 
 export const GENERATION_PARAMETERS = {
   max_tokens: {
@@ -82,6 +90,38 @@ export const GENERATION_PARAMETERS = {
     off: -1,
     doc: 'keep the k most likely ids; 0 or -1 is off',
   },
+  min_p: {
+    kind: 'number',
+    group: 'sampling',
+    default: 0,
+    min: 0,
+    max: 1,
+    doc: 'keep ids at least this fraction as likely as the most likely one (vLLM); 0 is off',
+  },
+  presence_penalty: {
+    kind: 'number',
+    group: 'sampling',
+    default: 0,
+    min: -2,
+    max: 2,
+    doc: 'subtracted from the logit of every id already generated (the prompt does not count)',
+  },
+  frequency_penalty: {
+    kind: 'number',
+    group: 'sampling',
+    default: 0,
+    min: -2,
+    max: 2,
+    doc: 'subtracted from the logit of every generated id, times how often it was generated',
+  },
+  logit_bias: {
+    kind: 'bias',
+    group: 'sampling',
+    maxItems: 300,
+    min: -100,
+    max: 100,
+    doc: 'token id -> value added to its logit; -100 bans it, 100 all but forces it',
+  },
   repetition_penalty: {
     kind: 'number',
     group: 'sampling',
@@ -105,6 +145,20 @@ export const GENERATION_PARAMETERS = {
     maxItems: 4,
     maxLength: 256,
     doc: 'a string or up to 4; the text is cut right before the first found',
+  },
+  ignore_eos: {
+    kind: 'boolean',
+    group: 'stopping',
+    default: false,
+    doc: 'keep generating past end-of-text (vLLM)',
+  },
+  min_tokens: {
+    kind: 'integer',
+    group: 'stopping',
+    default: 0,
+    min: 0,
+    max: CONTEXT_LENGTH,
+    doc: 'tokens before end-of-text or a stop id may end a choice (vLLM); at most max_tokens',
   },
   stop_token_ids: {
     kind: 'ids',
@@ -132,11 +186,13 @@ export type ParamValue<S extends ParamSpec> = S extends NumberParam
     : number
   : S extends BooleanParam
     ? boolean
-    : S extends IdListParam | StringListParam
-      ? S extends IdListParam
-        ? number[]
-        : string[]
-      : never;
+    : S extends IdListParam
+      ? number[]
+      : S extends StringListParam
+        ? string[]
+        : S extends BiasParam
+          ? [number, number][]
+          : never;
 
 export type GenerationParameters = {
   [K in ParameterName]: ParamValue<(typeof GENERATION_PARAMETERS)[K]>;
@@ -197,6 +253,33 @@ function readStrings(spec: StringListParam, v: unknown, param: string): string[]
   });
 }
 
+function readBias(spec: BiasParam, v: unknown, param: string): [number, number][] {
+  if (v === undefined || v === null) return [];
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    throw badRequest(`'${param}' must be an object of token ids to numbers.`, param);
+  }
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > spec.maxItems) {
+    throw badRequest(`'${param}' may hold at most ${spec.maxItems} ids; got ${entries.length}.`, param);
+  }
+  return entries.map(([key, value]): [number, number] => {
+    const id = Number(key);
+    if (!/^\d{1,5}$/.test(key) || id >= VOCAB_SIZE) {
+      throw badRequest(
+        `'${param}' keys must be token ids in [0, ${VOCAB_SIZE}); got ${describe(key)}.`,
+        param,
+      );
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < spec.min || value > spec.max) {
+      throw badRequest(
+        `'${param}' values must be numbers in [${spec.min}, ${spec.max}]; got ${describe(value)}.`,
+        param,
+      );
+    }
+    return [id, value];
+  });
+}
+
 /** One parameter's value from `body` (by its own name, or `name` if given), checked by its spec. */
 export function readParameter(spec: ParamSpec, body: Record<string, unknown>, name: string): unknown {
   const v = body[name];
@@ -212,6 +295,8 @@ export function readParameter(spec: ParamSpec, body: Record<string, unknown>, na
       return readIds(spec, v, name);
     case 'strings':
       return readStrings(spec, v, name);
+    case 'bias':
+      return readBias(spec, v, name);
   }
 }
 
@@ -221,7 +306,15 @@ export function readGenerationParameters(body: Record<string, unknown>): Generat
   for (const [name, spec] of Object.entries(GENERATION_PARAMETERS)) {
     out[name] = readParameter(spec, body, name);
   }
+  checkMinTokens(out.min_tokens as number, out.max_tokens as number);
   return out as GenerationParameters;
+}
+
+/** The one rule between two parameters: min_tokens may not exceed max_tokens. */
+export function checkMinTokens(minTokens: number | undefined, maxTokens: number | undefined): void {
+  if (minTokens !== undefined && maxTokens !== undefined && minTokens > maxTokens) {
+    throw badRequest(`'min_tokens' (${minTokens}) may not exceed 'max_tokens' (${maxTokens}).`, 'min_tokens');
+  }
 }
 
 /** The parameters that travel in one wire group, by their wire names. */
@@ -233,7 +326,9 @@ export function wireGroup(
   for (const [name, spec] of Object.entries(GENERATION_PARAMETERS) as [ParameterName, ParamSpec][]) {
     if (spec.group !== group) continue;
     const value = params[name];
-    if (value !== undefined) out[spec.wire ?? name] = value;
+    if (value === undefined) continue;
+    // logit_bias travels as OpenAI writes it, an object keyed by id.
+    out[spec.wire ?? name] = spec.kind === 'bias' ? Object.fromEntries(value as [number, number][]) : value;
   }
   return out;
 }

@@ -24,6 +24,9 @@ export async function samplerSession(vocabSize: number): Promise<ort.InferenceSe
       topK: column('top_k', 'int64'),
       topP: column('top_p', 'float32'),
       uniform: column('uniform', 'float32'),
+      additive: g.input('additive', 'float32', ['B', vocabSize]),
+      blocked: g.input('blocked', 'bool', ['B', vocabSize]),
+      minP: column('min_p', 'float32'),
     },
     vocabSize,
   );
@@ -41,6 +44,11 @@ export interface SamplerParams {
   topP: number;
   repetitionPenalty: number;
   seen: number[];
+  /** Added to the penalised logits (logit bias, presence/frequency penalties). */
+  additive?: Float32Array;
+  /** Ids that may not be chosen. */
+  blocked?: number[];
+  minP?: number;
 }
 
 /** Runs one row of logits against many uniforms (one batch row each); returns the chosen ids. */
@@ -103,6 +111,21 @@ export async function sampleRows(
       Float32Array.from(rows, (r) => r.u),
       [B],
     ),
+    additive: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: B * V }, (_, i) => rows[Math.floor(i / V)]?.p.additive?.[i % V] ?? 0),
+      [B, V],
+    ),
+    blocked: new ort.Tensor(
+      'bool',
+      Array.from({ length: B * V }, (_, i) => rows[Math.floor(i / V)]?.p.blocked?.includes(i % V) ?? false),
+      [B, V],
+    ),
+    min_p: new ort.Tensor(
+      'float32',
+      column((p) => p.minP ?? 0),
+      [B],
+    ),
   });
   return Array.from(out.token?.data as BigInt64Array, Number);
 }
@@ -111,15 +134,23 @@ export async function sampleRows(
 export function expectedDistribution(logits: Float32Array, p: SamplerParams): Float64Array {
   const V = logits.length;
   const seen = new Set(p.seen);
+  const blocked = new Set(p.blocked ?? []);
   const x = Array.from(logits, (l, id) => {
-    if (!seen.has(id)) return l;
-    return l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty;
+    const penalised = !seen.has(id) ? l : l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty;
+    if (blocked.has(id)) return Number.NEGATIVE_INFINITY;
+    return penalised + (p.additive?.[id] ?? 0);
   });
   const probs = new Float64Array(V);
   if (p.temperature === 0) {
     probs[x.indexOf(Math.max(...x))] = 1;
     return probs;
   }
+  // min-p: ids less likely than min_p times the top one are out (before top-k and top-p).
+  const best = Math.max(...x);
+  const minP = p.minP ?? 0;
+  x.forEach((v, id) => {
+    if (minP > 0 && (v - best) / p.temperature < Math.log(minP)) x[id] = Number.NEGATIVE_INFINITY;
+  });
   const order = x.map((_, id) => id).sort((a, b) => (x[b] as number) - (x[a] as number) || a - b);
   const k = p.topK === 0 ? V : Math.min(p.topK, V);
   const top = order.slice(0, k);

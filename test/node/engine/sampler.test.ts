@@ -70,6 +70,17 @@ describe('in-graph sampler', () => {
     ['top-p 0.8', { ...base, topP: 0.8 }],
     ['top-k 20 then top-p 0.7 at temperature 0.8', { ...base, temperature: 0.8, topK: 20, topP: 0.7 }],
     ['repetition penalty 1.8', { ...base, repetitionPenalty: 1.8, seen: [0, 5, 9, 33, 63] }],
+    // logit_bias and the presence/frequency penalties reach the sampler as one additive table.
+    [
+      'logit bias and penalties (additive)',
+      {
+        ...base,
+        additive: Float32Array.from({ length: V }, (_, id) => (id % 7 === 0 ? 2.5 : id % 5 === 0 ? -1.5 : 0)),
+      },
+    ],
+    ['min_tokens: blocked ids', { ...base, blocked: [1, 2, 3, 10, 20] }],
+    ['min-p 0.05 at temperature 1.3', { ...base, temperature: 1.3, minP: 0.05 }],
+    ['min-p 0.2 with top-k 30', { ...base, minP: 0.2, topK: 30 }],
   ];
   for (const [name, params] of cases) {
     it(`follows softmax(logits / T) truncated by top-k and top-p: ${name}`, async () => {

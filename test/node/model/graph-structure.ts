@@ -8,7 +8,7 @@ import type { GraphProto } from '../../../gpu-function/src/model/onnx/index.ts';
 // Ops with a CUDA kernel in onnxruntime (its operator kernel list; ../shared/notes/onnxruntime-node.md).
 export const CUDA_KERNEL_OPS: ReadonlySet<string> = new Set([
   ...['Add', 'And', 'ArgMax', 'Cast', 'Concat', 'ConstantOfShape', 'CumSum', 'Div', 'Equal', 'Exp', 'Expand'],
-  ...['Gather', 'GatherElements', 'Gemm', 'Greater', 'Identity', 'If', 'LayerNormalization', 'Less'],
+  ...['Gather', 'GatherElements', 'Gemm', 'Greater', 'Identity', 'If', 'LayerNormalization', 'Less', 'Log'],
   ...[
     'LessOrEqual',
     'LogSoftmax',

@@ -21,8 +21,17 @@ describe('generate request validation', () => {
       version: 2,
       prompts: [[5, 6]],
       n: 1,
-      sampling: { temperature: 1, top_p: 1, top_k: 0, repetition_penalty: 1 },
-      stopping: { max_new_tokens: 4, stop_ids: [] },
+      sampling: {
+        temperature: 1,
+        top_p: 1,
+        top_k: 0,
+        min_p: 0,
+        presence_penalty: 0,
+        frequency_penalty: 0,
+        logit_bias: [],
+        repetition_penalty: 1,
+      },
+      stopping: { max_new_tokens: 4, ignore_eos: false, min_tokens: 0, stop_ids: [] },
       output: {},
     };
     expect(parseGenerateRequest({ version: 2, prompts: [[5, 6]], stopping: { max_new_tokens: 4 } })).toEqual(
@@ -38,8 +47,14 @@ describe('generate request validation', () => {
       sampling: { temperature: 0.5, top_k: -1, seed: 9 },
       stopping: { max_new_tokens: 3, stop_ids: [7] },
     });
-    expect(ok.sampling).toEqual({ temperature: 0.5, top_p: 1, top_k: 0, repetition_penalty: 1, seed: 9 });
-    expect(ok.stopping).toEqual({ max_new_tokens: 3, stop_ids: [7] });
+    expect(ok.sampling).toMatchObject({
+      temperature: 0.5,
+      top_p: 1,
+      top_k: 0,
+      repetition_penalty: 1,
+      seed: 9,
+    });
+    expect(ok.stopping).toMatchObject({ max_new_tokens: 3, stop_ids: [7] });
     rejects({ prompts: [[1]], sampling: { temperature: 3 } }, 'temperature');
     rejects({ prompts: [[1]], sampling: { max_new_tokens: 3 } }, 'sampling.max_new_tokens');
     rejects({ prompts: [[1]], stopping: { stop_ids: new Array(17).fill(1) } }, 'stop_ids');
@@ -55,6 +70,18 @@ describe('generate request validation', () => {
     rejects({ prompts: [[1]], output: { logprobs: 6 } }, 'logprobs');
     rejects({ prompts: [[1]], stopping: { max_new_tokens: 0 } }, 'max_new_tokens');
     rejects({ prompts: [[1]], output: { score_prompt: 'yes' } }, 'score_prompt');
+    // logit_bias travels as OpenAI writes it and is read as pairs; min_tokens <= max_new_tokens.
+    const biased = parseGenerateRequest({
+      prompts: [[1]],
+      sampling: { logit_bias: { '7': -100, '12': 2.5 } },
+    });
+    expect(biased.sampling.logit_bias).toEqual([
+      [7, -100],
+      [12, 2.5],
+    ]);
+    rejects({ prompts: [[1]], sampling: { logit_bias: { x: 1 } } }, 'logit_bias');
+    rejects({ prompts: [[1]], sampling: { logit_bias: { '1': 101 } } }, 'logit_bias');
+    rejects({ prompts: [[1]], stopping: { max_new_tokens: 3, min_tokens: 4 } }, 'min_tokens');
   });
 
   it('rejects bad input naming the parameter', () => {
