@@ -40,6 +40,7 @@ import {
   type OpenForm,
   printForms,
   randomPrompt,
+  readBandwidth,
 } from './model-forms.ts';
 
 /** ~0.99 B parameters: 14 layers of width 2048 (16 heads of 128) and the real vocabulary. */
@@ -139,7 +140,10 @@ async function main(): Promise<void> {
   const threads = values.threads ? Number(values.threads) : os.availableParallelism();
   const bandwidth = async () => Math.max(await copyBandwidth(1), await copyBandwidth(Math.max(1, threads)));
   const form7b = values['7b-form'];
-  if (form7b === 'int4' || form7b === 'int8') return bench7b(ROOT_7B, form7b, threads, bandwidth);
+  if (form7b === 'int4' || form7b === 'int8')
+    return bench7b(ROOT_7B, form7b, threads, async () =>
+      Math.max(await readBandwidth(1), await readBandwidth(threads)),
+    );
   if (values['7b']) return run7b(threads);
   const streamed = Number(values.tokens);
   await prepareModel();
@@ -257,13 +261,12 @@ async function main(): Promise<void> {
   } finally {
     await engine.close();
   }
-  const bw = Math.max(bandwidthSeen, await bandwidth());
-  printForms(rows, bw);
+  const read = Math.max(await readBandwidth(1), await readBandwidth(threads));
+  printForms(rows, read);
+  const load = os.loadavg().map((x) => fmt(x, 2));
   console.log(
-    `(bounds from ${fmt(bw / GiB, 2)} GiB/s, bytes copied; load average ${os
-      .loadavg()
-      .map((x) => fmt(x, 2))
-      .join(' ')})`,
+    `(bounds from ${fmt(read / GiB, 2)} GiB/s read: memcmp, best of 1 and ${threads} threads; the copy ` +
+      `above: ${fmt(bandwidthSeen / GiB, 2)} GiB/s copied; load average ${load.join(' ')})`,
   );
 }
 
