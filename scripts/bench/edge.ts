@@ -139,7 +139,7 @@ async function computeCost(): Promise<Stats> {
     const ids = tokenizer.encode(PROMPT);
     const generate = parseGenerateRequest({
       prompt_ids: ids,
-      max_new_tokens: params.maxTokens,
+      max_new_tokens: params.generation.max_tokens,
       stop_ids: [],
     });
     await crypto.subtle.digest(
@@ -149,7 +149,7 @@ async function computeCost(): Promise<Stats> {
     const wire = new Uint8Array(new TextEncoder().encode(JSON.stringify(generate)));
     await signRequest(HMAC_SECRET, 'POST', 'http://gpu.local/v1/generate', wire);
     const decoder = tokenizer.createStreamDecoder();
-    const text = new StopMatcher(params.stop).push(decoder.push(ids[0]!) + decoder.flush()).text;
+    const text = new StopMatcher(params.generation.stop).push(decoder.push(ids[0]!) + decoder.flush()).text;
     JSON.stringify(
       completionBody(
         { id: 'cmpl-x', created: 0, systemFingerprint: 'fp_x' },

@@ -2,7 +2,12 @@
 // and answer as JSON or SSE; the settlement (settlement.ts) charges what was produced.
 
 import { ApiError } from '../../../shared/src/errors.ts';
-import { type GenerateRequest, parseGenerateRequest } from '../../../shared/src/protocol/generate.ts';
+import {
+  type GenerateRequest,
+  parseGenerateRequest,
+  WIRE_VERSION,
+} from '../../../shared/src/protocol/generate.ts';
+import { wireGroup } from '../../../shared/src/protocol/parameters.ts';
 import { parseJsonText } from '../http/json-body.ts';
 import type { Admission } from '../limits/admission.ts';
 import type { EdgeSettings } from '../settings.ts';
@@ -39,16 +44,17 @@ export interface CompletionInput {
 function generateRequestOf(params: CompletionParams, prompts: number[][], keyId: string): GenerateRequest {
   // The shared validator is the last word on what the GPU function accepts.
   return parseGenerateRequest({
+    version: WIRE_VERSION,
     prompts,
     n: params.n,
     key_id: keyId,
-    max_new_tokens: params.maxTokens,
-    temperature: params.temperature,
-    top_p: params.topP,
-    top_k: params.topK,
-    repetition_penalty: params.repetitionPenalty,
-    seed: params.seed,
-    stop_ids: [],
+    sampling: wireGroup(params.generation, 'sampling'),
+    stopping: wireGroup(params.generation, 'stopping'),
+    output: {
+      ...wireGroup(params.generation, 'output'),
+      // echo with logprobs: the prompt's tokens come back scored.
+      ...(params.echo && params.generation.logprobs !== undefined ? { score_prompt: true } : {}),
+    },
   });
 }
 
@@ -70,20 +76,22 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     const body = parseJsonText(await input.bodyText);
     const params = input.readParams ? await input.readParams(body) : parseCompletionParams(body, settings);
     const tokenizer = await loadTokenizer();
-    const prompts = params.prompts.map((p) => promptIds(p, params.maxTokens, tokenizer));
+    const prompts = params.prompts.map((p) => promptIds(p, params.generation.max_tokens, tokenizer));
     const request = generateRequestOf(params, prompts, input.keyId);
     const choices = prompts.length * params.n;
     // Every prompt counts once (as OpenAI counts them), every choice may reach max_tokens.
     const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
     // One reservation for the whole request, of the most it can use; settled to the real usage.
-    await admission.take(promptTokens + choices * params.maxTokens);
+    await admission.take(promptTokens + choices * params.generation.max_tokens);
     input.onReserved(admission.headers);
 
     const events = generate(
       {
         request,
         choices,
-        stop: [...params.stop, ...(input.extraStops ?? [])],
+        prompts,
+        stop: [...params.generation.stop, ...(input.extraStops ?? [])],
+        includeStop: params.generation.include_stop_str_in_output,
         tokenizer,
         upstream: {
           baseUrl: settings.gpuFunctionUrl,
@@ -105,7 +113,11 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     const echoes = Array.from({ length: choices }, (_, i) => echoOf(Math.floor(i / params.n)));
 
     if (!params.stream) {
-      const answers = await collectChoices(events, echoes);
+      const answers = await collectChoices(events, {
+        echoes,
+        n: params.n,
+        logprobs: params.generation.logprobs !== undefined,
+      });
       const usage = usageOf(promptTokens, settlement.progress.completionTokens);
       settlement.end();
       return Response.json(shape.body(shape.identity(settings.systemFingerprint), answers, usage), {
@@ -121,6 +133,8 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       who: shape.identity(settings.systemFingerprint),
       shape,
       echoes,
+      n: params.n,
+      logprobs: params.generation.logprobs !== undefined,
       includeUsage: params.includeUsage,
       promptTokens,
       progress: settlement.progress,

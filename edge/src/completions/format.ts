@@ -1,6 +1,7 @@
 // OpenAI's completion objects: the whole response, and the chunks of a stream.
 
 import { MODEL_ID } from '../../../shared/src/model-facts.ts';
+import { type LogprobEntry, logprobsObject } from './logprobs.ts';
 
 /** OpenAI's finish reasons that this API produces. */
 export type FinishReason = 'stop' | 'length';
@@ -33,7 +34,7 @@ export function newCompletionIdentity(systemFingerprint: string, prefix = 'cmpl'
 /** The whole answer; choice i is at index i. */
 export function completionBody(
   who: CompletionIdentity,
-  choices: readonly { text: string; finish: FinishReason }[],
+  choices: readonly { text: string; finish: FinishReason; logprobs?: readonly LogprobEntry[] }[],
   usage: Usage,
 ) {
   return {
@@ -42,7 +43,12 @@ export function completionBody(
     created: who.created,
     model: MODEL_ID,
     system_fingerprint: who.systemFingerprint,
-    choices: choices.map((c, index) => ({ text: c.text, index, logprobs: null, finish_reason: c.finish })),
+    choices: choices.map((c, index) => ({
+      text: c.text,
+      index,
+      logprobs: c.logprobs ? logprobsObject(c.logprobs) : null,
+      finish_reason: c.finish,
+    })),
     usage,
   };
 }
@@ -60,6 +66,7 @@ export function chunkEvent(
   text: string,
   finish: FinishReason | null,
   includeUsage: boolean,
+  logprobs?: readonly LogprobEntry[],
 ): Uint8Array {
   return sse({
     id: who.id,
@@ -67,7 +74,7 @@ export function chunkEvent(
     created: who.created,
     model: MODEL_ID,
     system_fingerprint: who.systemFingerprint,
-    choices: [{ text, index, logprobs: null, finish_reason: finish }],
+    choices: [{ text, index, logprobs: logprobs ? logprobsObject(logprobs) : null, finish_reason: finish }],
     ...(includeUsage ? { usage: null } : {}),
   });
 }

@@ -5,6 +5,7 @@
 import type { GenerateRequest } from '../../../shared/src/protocol/generate.ts';
 import type { EdgeTokenizer } from '../tokenizer.ts';
 import type { FinishReason } from './format.ts';
+import { type LogprobEntry, logprobEntries } from './logprobs.ts';
 import { StopMatcher } from './stop-matcher.ts';
 import { generationFrames, openGeneration, type UpstreamOptions } from './upstream.ts';
 import { upstreamFailure } from './upstream-error.ts';
@@ -12,14 +13,21 @@ import { upstreamFailure } from './upstream-error.ts';
 export type GenerationEvent =
   /** Waiting for the GPU function (starting, loading, queued): time for a keep-alive. */
   | { type: 'waiting' }
-  | { type: 'text'; index: number; text: string }
+  /** `logprobs` (when asked for): the tokens behind this text, offsets in the generated text. */
+  | { type: 'text'; index: number; text: string; logprobs?: LogprobEntry[] }
+  /** The scored prompt `prompt` (echo with logprobs), offsets in the prompt's text. */
+  | { type: 'prompt'; prompt: number; logprobs: LogprobEntry[] }
   | { type: 'finish'; index: number; reason: FinishReason };
 
 export interface GenerationInput {
   request: GenerateRequest;
   /** Choices the request asks for (prompts x n). */
   choices: number;
+  /** The prompts' ids (for the token texts of a scored prompt). */
+  prompts: readonly (readonly number[])[];
   stop: string[];
+  /** Keep the stop string that ended a choice in its text (vLLM's include_stop_str_in_output). */
+  includeStop?: boolean;
   tokenizer: EdgeTokenizer;
   upstream: UpstreamOptions;
   /** Aborted when the client goes away. */
@@ -44,7 +52,10 @@ export async function* generate(
       decoder: input.tokenizer.createStreamDecoder(),
       matcher: new StopMatcher(input.stop),
       finished: false,
+      /** Characters the choice's tokens decoded to so far (before stop matching). */
+      chars: 0,
     }));
+    const decode = (ids: number[]) => input.tokenizer.decode(ids);
     let open = choices.length;
 
     for await (const frame of generationFrames(response, input.upstream.idleTimeoutMs, abort)) {
@@ -56,15 +67,39 @@ export async function* generate(
         if (!choice) throw upstreamFailure('The model server sent tokens of an unknown choice.');
         progress.completionTokens += frame.ids.length;
         if (choice.finished) continue; // past its stop sequence: produced, not shown
-        let piece = '';
-        for (const id of frame.ids) piece += choice.decoder.push(id);
-        const { text, stopped } = choice.matcher.push(piece);
-        if (text) yield { type: 'text', index, text };
+        // Token by token, so a stop sequence cuts the log-probabilities at the token it ends in.
+        let text = '';
+        let stopped = false;
+        const logprobs: LogprobEntry[] = [];
+        for (const [i, id] of frame.ids.entries()) {
+          const piece = choice.decoder.push(id);
+          const score = frame.logprobs?.[i];
+          if (score) logprobs.push(...logprobEntries([id], [score], decode, choice.chars));
+          choice.chars += piece.length;
+          const released = choice.matcher.push(piece);
+          text += released.text;
+          if (released.stopped) {
+            if (input.includeStop) text += released.stop ?? '';
+            stopped = true;
+            break;
+          }
+        }
+        if (text || logprobs.length > 0) {
+          yield { type: 'text', index, text, ...(frame.logprobs ? { logprobs } : {}) };
+        }
         if (stopped) {
           choice.finished = true;
           yield { type: 'finish', index, reason: 'stop' };
           if (--open === 0) return; // `finally` cancels the rest of the generation
         }
+      } else if (frame.type === 'prompt') {
+        const ids = input.prompts[frame.prompt];
+        if (!ids) throw upstreamFailure('The model server scored an unknown prompt.');
+        yield {
+          type: 'prompt',
+          prompt: frame.prompt,
+          logprobs: logprobEntries(ids, frame.logprobs, decode, 0),
+        };
       } else if (frame.type === 'done') {
         if (frame.finish_reason === 'error' || frame.finish_reason === 'cancelled') {
           console.error(`generation failed upstream: ${frame.error?.code ?? frame.finish_reason}`);

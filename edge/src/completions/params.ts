@@ -1,8 +1,16 @@
-// The OpenAI completions request, validated. Parameters this model cannot honour are refused by
-// name rather than ignored, so a client never gets an answer to a question it did not ask.
+// The OpenAI completions request, validated. The generation parameters come from the shared
+// table (shared/src/protocol/parameters.ts), which also checks them on the wire and in the
+// engine; this file adds what only the edge knows (prompts, n, streaming, echo). Parameters
+// this model cannot honour are refused by name rather than ignored, so a client never gets an
+// answer to a question it did not ask.
 
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
 import { CONTEXT_LENGTH, isServedModel, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
+import {
+  GENERATION_PARAMETERS,
+  type GenerationParameters,
+  readGenerationParameters,
+} from '../../../shared/src/protocol/parameters.ts';
 import {
   isPlainObject,
   optionalBoolean,
@@ -20,22 +28,15 @@ export interface CompletionParams {
   prompts: Prompt[];
   /** Completions per prompt. */
   n: number;
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
-  seed?: number;
-  stop: string[];
+  /** The shared table's parameters: what the GPU function applies, and `stop`. */
+  generation: GenerationParameters;
   stream: boolean;
   includeUsage: boolean;
   echo: boolean;
 }
 
-export const DEFAULT_MAX_TOKENS = 16;
-const MAX_STOP_SEQUENCES = 4;
 /** Stop matching keeps up to a stop's length of text back and compares it per piece: keep it short. */
-export const MAX_STOP_LENGTH = 256;
+export const MAX_STOP_LENGTH = GENERATION_PARAMETERS.stop.maxLength;
 const MAX_USER_LENGTH = 256;
 /**
  * Temperatures this small sample the argmax anyway, and below about 1e-37 the logits divided by
@@ -47,53 +48,23 @@ const SUPPORTED = [
   'model',
   'prompt',
   'n',
-  'max_tokens',
-  'temperature',
-  'top_p',
-  'top_k',
-  'repetition_penalty',
-  'stop',
-  'seed',
+  ...Object.keys(GENERATION_PARAMETERS),
   'stream',
   'stream_options',
   'echo',
   'user',
 ];
 
-/** OpenAI parameters accepted only at their neutral value. */
+/** OpenAI and vLLM parameters accepted only at their neutral value. */
 const NEUTRAL: Record<string, { ok: (v: unknown) => boolean; why: string }> = {
   best_of: { ok: (v) => v === 1, why: 'best_of is not supported' },
-  logprobs: { ok: () => false, why: 'logprobs are not supported' },
   suffix: { ok: (v) => v === '', why: 'suffix (insertion) is not supported by this base model' },
-  logit_bias: {
-    ok: (v) => isPlainObject(v) && Object.keys(v).length === 0,
-    why: 'logit_bias is not supported',
-  },
-  presence_penalty: { ok: (v) => v === 0, why: 'presence_penalty is not supported; use repetition_penalty' },
-  frequency_penalty: {
-    ok: (v) => v === 0,
-    why: 'frequency_penalty is not supported; use repetition_penalty',
-  },
+  // The tokenizer has no special tokens to skip or space out: both are neutral at true.
+  skip_special_tokens: { ok: (v) => v === true, why: 'only true is supported' },
+  spaces_between_special_tokens: { ok: (v) => v === true, why: 'only true is supported' },
 };
 
 const KNOWN = new Set([...SUPPORTED, ...Object.keys(NEUTRAL)]);
-
-function parseStop(v: unknown): string[] {
-  if (v === undefined || v === null) return [];
-  const list = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(list)) throw badRequest("'stop' must be a string or an array of strings.", 'stop');
-  if (list.length > MAX_STOP_SEQUENCES) {
-    throw badRequest(`'stop' may hold at most ${MAX_STOP_SEQUENCES} sequences; got ${list.length}.`, 'stop');
-  }
-  return list.map((s) => {
-    const stop = wellFormedString(s, 'stop');
-    if (stop === '') throw badRequest("'stop' sequences must not be empty.", 'stop');
-    if (stop.length > MAX_STOP_LENGTH) {
-      throw badRequest(`'stop' sequences may be at most ${MAX_STOP_LENGTH} characters long.`, 'stop');
-    }
-    return stop;
-  });
-}
 
 const greedyIfTiny = (t: number) => (t < MIN_TEMPERATURE ? 0 : t);
 
@@ -155,36 +126,23 @@ export function parseCompletionParams(raw: unknown, limits: ParamLimits): Comple
       n > 1 ? 'n' : 'prompt',
     );
   }
+  const generation = readGenerationParameters(body);
+  generation.temperature = greedyIfTiny(generation.temperature);
+  generation.stop = generation.stop.map((stop) => wellFormedString(stop, 'stop'));
+  const echo = optionalBoolean(body, 'echo', false);
+  if (generation.max_tokens === 0 && !(echo && generation.logprobs !== undefined)) {
+    throw badRequest(
+      "'max_tokens' may be 0 only to score the prompt: with 'echo': true and 'logprobs'.",
+      'max_tokens',
+    );
+  }
   const params: CompletionParams = {
     prompts,
     n,
-    maxTokens: optionalNumber(body, 'max_tokens', {
-      fallback: DEFAULT_MAX_TOKENS,
-      min: 1,
-      max: CONTEXT_LENGTH,
-      integer: true,
-    }),
-    temperature: greedyIfTiny(optionalNumber(body, 'temperature', { fallback: 1, min: 0, max: 2 })),
-    topP: optionalNumber(body, 'top_p', { fallback: 1, min: 0, max: 1, exclusiveMin: true }),
-    topK: optionalNumber(body, 'top_k', { fallback: 0, min: 0, max: VOCAB_SIZE, integer: true }),
-    repetitionPenalty: optionalNumber(body, 'repetition_penalty', {
-      fallback: 1,
-      min: 0,
-      max: 10,
-      exclusiveMin: true,
-    }),
-    stop: parseStop(body.stop),
+    generation,
     stream,
     includeUsage,
-    echo: optionalBoolean(body, 'echo', false),
+    echo,
   };
-  if (body.seed !== undefined && body.seed !== null) {
-    params.seed = optionalNumber(body, 'seed', {
-      fallback: 0,
-      min: 0,
-      max: Number.MAX_SAFE_INTEGER,
-      integer: true,
-    });
-  }
   return params;
 }

@@ -12,6 +12,7 @@ import {
   type Usage,
   usageEvent,
 } from './format.ts';
+import type { LogprobEntry } from './logprobs.ts';
 
 export interface AnswerShape {
   /** A new answer's id and creation time, naming the model build. */
@@ -27,6 +28,7 @@ export interface AnswerShape {
     text: string,
     finish: FinishReason | null,
     includeUsage: boolean,
+    logprobs?: readonly LogprobEntry[],
   ): Uint8Array;
   /** The usage event before [DONE], with include_usage. */
   usage(who: CompletionIdentity, usage: Usage): Uint8Array;

@@ -14,6 +14,10 @@ export interface SseInput {
   shape: AnswerShape;
   /** Per choice: the text it starts with (the prompt, with echo), else ''. */
   echoes: readonly string[];
+  /** Completions per prompt (choice i belongs to prompt floor(i / n)). */
+  n: number;
+  /** Log-probabilities were asked for. */
+  logprobs: boolean;
   includeUsage: boolean;
   promptTokens: number;
   progress: GenerationProgress;
@@ -57,16 +61,25 @@ export function sseStream(input: SseInput): { body: ReadableStream<Uint8Array>; 
 
 async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise<void> {
   const { who, includeUsage, shape } = input;
+  // With logprobs an echo waits for the prompt's scores, which it carries.
   input.echoes.forEach((echo, index) => {
-    const opening = shape.opening(who, index, echo, includeUsage);
+    const opening = shape.opening(who, index, input.logprobs ? '' : echo, includeUsage);
     if (opening) send(opening);
   });
   let open = input.echoes.length;
   for (let step = input.first; !step.done; step = await input.events.next()) {
     const event = step.value;
     if (event.type === 'waiting') send(SSE_KEEP_ALIVE);
-    else if (event.type === 'text') send(shape.chunk(who, event.index, event.text, null, includeUsage));
-    else {
+    else if (event.type === 'prompt') {
+      input.echoes.forEach((echo, index) => {
+        if (Math.floor(index / input.n) !== event.prompt || !echo) return;
+        send(shape.chunk(who, index, echo, null, includeUsage, event.logprobs));
+      });
+    } else if (event.type === 'text') {
+      const echo = input.echoes[event.index]?.length ?? 0;
+      const logprobs = event.logprobs?.map((e) => ({ ...e, offset: e.offset + echo }));
+      send(shape.chunk(who, event.index, event.text, null, includeUsage, logprobs));
+    } else {
       const finish = shape.chunk(who, event.index, '', event.reason, includeUsage);
       if (--open > 0) {
         send(finish);

@@ -7,6 +7,8 @@ export interface StopResult {
   text: string;
   /** A stop sequence was found; `text` ends right before it and nothing more will come. */
   stopped: boolean;
+  /** The stop sequence found. */
+  stop?: string;
 }
 
 export class StopMatcher {
@@ -24,15 +26,19 @@ export class StopMatcher {
     this.pending += piece;
 
     let first = -1;
+    let found = '';
     for (const stop of this.stops) {
       const at = this.pending.indexOf(stop);
-      if (at >= 0 && (first < 0 || at < first)) first = at;
+      if (at >= 0 && (first < 0 || at < first)) {
+        first = at;
+        found = stop;
+      }
     }
     if (first >= 0) {
       this.done = true;
       const text = this.pending.slice(0, first);
       this.pending = '';
-      return { text, stopped: true };
+      return { text, stopped: true, stop: found };
     }
 
     const keep = this.longestStopPrefixAtEnd();

@@ -163,6 +163,16 @@ async function rejection(res: Response): Promise<ApiError> {
 
 const FINISH_REASONS = new Set(['length', 'stop', 'eos', 'error', 'cancelled']);
 
+function isLogprob(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const l = v as Record<string, unknown>;
+  return (
+    typeof l.logprob === 'number' &&
+    Array.isArray(l.top) &&
+    l.top.every((p) => Array.isArray(p) && typeof p[0] === 'number' && typeof p[1] === 'number')
+  );
+}
+
 /** The shape the edge relies on; anything else from the GPU function is a fault, not a crash. */
 function isFrame(v: unknown): v is GenerateFrame {
   if (typeof v !== 'object' || v === null) return false;
@@ -170,7 +180,16 @@ function isFrame(v: unknown): v is GenerateFrame {
   if (f.type === 'heartbeat') return true;
   if (f.type === 'tokens') {
     return (
-      Array.isArray(f.ids) && f.ids.every((id) => typeof id === 'number' && Number.isInteger(id) && id >= 0)
+      Array.isArray(f.ids) &&
+      f.ids.every((id) => typeof id === 'number' && Number.isInteger(id) && id >= 0) &&
+      (f.logprobs === undefined || (Array.isArray(f.logprobs) && f.logprobs.every(isLogprob)))
+    );
+  }
+  if (f.type === 'prompt') {
+    return (
+      typeof f.prompt === 'number' &&
+      Array.isArray(f.logprobs) &&
+      f.logprobs.every((l) => l === null || isLogprob(l))
     );
   }
   return f.type === 'done' && typeof f.finish_reason === 'string' && FINISH_REASONS.has(f.finish_reason);

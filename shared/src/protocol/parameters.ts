@@ -142,9 +142,15 @@ export const GENERATION_PARAMETERS = {
   stop: {
     kind: 'strings',
     group: 'edge',
-    maxItems: 4,
+    maxItems: 16,
     maxLength: 256,
-    doc: 'a string or up to 4; the text is cut right before the first found',
+    doc: 'a string or up to 16; the text is cut right before the first found',
+  },
+  include_stop_str_in_output: {
+    kind: 'boolean',
+    group: 'edge',
+    default: false,
+    doc: 'keep the stop string that ended a choice at the end of its text (vLLM)',
   },
   ignore_eos: {
     kind: 'boolean',
@@ -255,10 +261,15 @@ function readStrings(spec: StringListParam, v: unknown, param: string): string[]
 
 function readBias(spec: BiasParam, v: unknown, param: string): [number, number][] {
   if (v === undefined || v === null) return [];
-  if (typeof v !== 'object' || Array.isArray(v)) {
+  if (typeof v !== 'object') throw badRequest(`'${param}' must be an object of token ids to numbers.`, param);
+  // OpenAI's object keyed by id, or (as a parsed request is sent on) a list of [id, value] pairs.
+  const pairs = Array.isArray(v) && v.every((p) => Array.isArray(p) && p.length === 2);
+  if (Array.isArray(v) && !pairs) {
     throw badRequest(`'${param}' must be an object of token ids to numbers.`, param);
   }
-  const entries = Object.entries(v as Record<string, unknown>);
+  const entries = pairs
+    ? (v as [unknown, unknown][]).map(([id, value]) => [String(id), value] as [string, unknown])
+    : Object.entries(v as Record<string, unknown>);
   if (entries.length > spec.maxItems) {
     throw badRequest(`'${param}' may hold at most ${spec.maxItems} ids; got ${entries.length}.`, param);
   }

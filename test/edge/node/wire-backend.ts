@@ -188,6 +188,19 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
   }
   const chunk = num('chunk') ?? 1;
   const choices = request.prompts.length * request.n;
+  // Log-probabilities, made up but checkable: id i scores -(i % 7 + 1) / 10, its alternatives
+  // are i (first) and then i + 1, i + 2, ... one less each.
+  const k = request.output.logprobs;
+  const score = (id: number) => {
+    const lp = -((id % 7) + 1) / 10;
+    const top: [number, number][] = Array.from({ length: k ?? 0 }, (_, j) => [id + j, lp - j]);
+    return { logprob: lp, top };
+  };
+  if (request.output.score_prompt) {
+    request.prompts.forEach((ids, prompt) => {
+      write({ type: 'prompt', prompt, logprobs: ids.map((id, i) => (i === 0 ? null : score(id))) });
+    });
+  }
   let finish: 'length' | 'eos' | 'error' = 'length';
   while (entry.tokensSent < request.stopping.max_new_tokens) {
     if (closed) {
@@ -223,7 +236,12 @@ async function stream(request: GenerateRequest, s: Scenario, res: ServerResponse
       const prompt = request.prompts[Math.floor(index / request.n)] as number[];
       const j = index % request.n;
       const ids = Array.from({ length: count }, (_, k) => prompt[(n + k + j) % prompt.length]!);
-      write(choices > 1 ? { type: 'tokens', index, ids } : { type: 'tokens', ids });
+      write({
+        type: 'tokens',
+        ...(choices > 1 ? { index } : {}),
+        ids,
+        ...(k === undefined ? {} : { logprobs: ids.map(score) }),
+      });
     }
     entry.tokensSent += count;
     const delay = num('delay');
