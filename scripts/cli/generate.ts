@@ -1,7 +1,9 @@
 // `npm run -s cli -- generate --model DIR --ids 5,6,7 --max-new-tokens 20 [--temperature 0]
-//    [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop-ids 3,9] [--threads N]`
+//    [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop-ids 3,9] [--threads N]
+//    [--logprobs K] [--score]`
 // Prints one JSON array of the generated ids on stdout (the end-of-text or stop id that ended
-// generation included, as Hugging Face's generate returns it) and nothing else.
+// generation included, as Hugging Face's generate returns it) and nothing else; with
+// --logprobs or --score one JSON object instead: {ids, logprobs?, prompt_logprobs?}.
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,8 +14,10 @@ import { ApiError } from '../../shared/src/errors.ts';
 
 const USAGE = `usage: npm run -s cli -- generate --model DIR --ids 5,6,7 --max-new-tokens N
          [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S]
-         [--stop-ids 3,9] [--threads N]
-  DIR is a converter output folder (config.json + model.onnx + weights).
+         [--stop-ids 3,9] [--threads N] [--logprobs K] [--score]
+  DIR is a converter output folder (config.json, manifest.json, weights).
+  --logprobs K: each generated id's log-probability and its K (0..5) most likely alternatives.
+  --score: the prompt's ids scored too (the first is null); --max-new-tokens may then be 0.
   --temperature defaults to 0 (greedy, like Hugging Face generate without sampling);
   top-p/top-k/seed only matter when it is above 0. End-of-text (id 3) always stops.
 `;
@@ -54,6 +58,8 @@ export async function run(args: string[]): Promise<number> {
         seed: { type: 'string' },
         'stop-ids': { type: 'string' },
         threads: { type: 'string' },
+        logprobs: { type: 'string' },
+        score: { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -94,14 +100,30 @@ export async function run(args: string[]): Promise<number> {
       repetitionPenalty: num('repetition-penalty', str('repetition-penalty')),
       seed: num('seed', str('seed')),
       stopIds: str('stop-ids') === undefined ? [] : intList('stop-ids', str('stop-ids') as string),
+      logprobs: num('logprobs', str('logprobs')) ?? null,
+      scorePrompt: values.score === true,
     };
+    const detailed = request.logprobs !== null || request.scorePrompt;
     engine = await GenerationEngine.open(model, threads === undefined ? {} : { intraOpNumThreads: threads });
     const stream = engine.generate(request);
     const ids: number[] = [];
-    for await (const chunk of stream) ids.push(...chunk.ids);
+    const logprobs: unknown[] = [];
+    let promptLogprobs: unknown;
+    for await (const chunk of stream) {
+      ids.push(...chunk.ids);
+      logprobs.push(...(chunk.logprobs ?? []));
+      promptLogprobs ??= chunk.promptLogprobs;
+    }
     const result = await stream.result;
     if (result.stopTokenId !== null) ids.push(result.stopTokenId);
-    process.stdout.write(`${JSON.stringify(ids)}\n`);
+    const out = !detailed
+      ? ids
+      : {
+          ids,
+          ...(request.logprobs !== null ? { logprobs } : {}),
+          ...(request.scorePrompt ? { prompt_logprobs: promptLogprobs } : {}),
+        };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof UsageError || err instanceof ModelConfigError || err instanceof SyntaxError) {

@@ -76,6 +76,31 @@ describe.skipIf(!TOKENIZER_READY)('openai npm client', () => {
     );
   });
 
+  it('reads logprobs and a scored echo through the client', async () => {
+    const scored = await client.completions.create({
+      model: MODEL_ID,
+      prompt: [[1000, 2001, 3002]],
+      max_tokens: 0,
+      echo: true,
+      logprobs: 1,
+    });
+    const lp = scored.choices[0]?.logprobs;
+    expect(lp?.token_logprobs?.[0]).toBeNull();
+    // The loopback backend scores id i as -(i % 7 + 1) / 10.
+    expect(lp?.token_logprobs?.slice(1)).toEqual([2001, 3002].map((id) => -((id % 7) + 1) / 10));
+    expect(lp?.tokens).toHaveLength(3);
+    expect(lp?.text_offset?.[0]).toBe(0);
+    const generated = await client.completions.create({
+      model: MODEL_ID,
+      prompt: [1000],
+      max_tokens: 2,
+      logprobs: 2,
+    });
+    expect(
+      generated.choices[0]?.logprobs?.top_logprobs?.every((t) => Object.keys(t ?? {}).length === 2),
+    ).toBe(true);
+  });
+
   it('lists models', async () => {
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual([MODEL_ID]);

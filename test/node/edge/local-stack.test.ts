@@ -12,7 +12,13 @@ import { COMPILED_TOKENIZER_PATH, REPO_ROOT } from '../../../scripts/lib/tokeniz
 import { MODEL_ID } from '../../../shared/src/model-facts.ts';
 import { Tokenizer } from '../../../shared/src/tokenizer/index.ts';
 import { type LocalEdge, prepareTokenizer, startLocalEdge } from '../../edge/node/local-edge.ts';
-import { convertTinyModel, goldenGreedy, HAVE_FIXTURES, scratchDir } from '../gpu-function/helpers/model.ts';
+import {
+  convertTinyModel,
+  goldenGreedy,
+  HAVE_FIXTURES,
+  scratchDir,
+  TINY_FIXTURE,
+} from '../gpu-function/helpers/model.ts';
 import { ServiceProcess, TEST_SECRET } from '../gpu-function/helpers/service.ts';
 
 const ADMIN_TOKEN = 'cli-test-admin-token';
@@ -153,6 +159,34 @@ describe.skipIf(!READY)('openai client through the edge to the real GPU function
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text).toBe(expected);
+  });
+
+  it('scores a prompt (echo, logprobs, max_tokens 0) as log-softmax of the golden logits', async () => {
+    const created = await cli(['create', '--name', 'scores']);
+    const { key } = JSON.parse(created.stdout) as { key: string };
+    const client = new OpenAI({ apiKey: key, baseURL: `${edge.url}/v1`, maxRetries: 0 });
+    const golden = JSON.parse(readFileSync(path.join(TINY_FIXTURE, 'golden.json'), 'utf8')) as {
+      logit_ids: number[];
+      sequences: { len40: { input_ids: number[]; logits_at_ids: number[][]; logsumexp: number[] } };
+    };
+    const block = golden.sequences.len40;
+    const completion = await client.completions.create({
+      model: MODEL_ID,
+      prompt: block.input_ids,
+      max_tokens: 0,
+      echo: true,
+      logprobs: 1,
+    });
+    const lp = completion.choices[0]?.logprobs;
+    expect(lp?.token_logprobs?.[0]).toBeNull();
+    let worst = 0;
+    for (let t = 1; t < block.input_ids.length; t++) {
+      const at = golden.logit_ids.indexOf(block.input_ids[t] as number);
+      const want = (block.logits_at_ids[t - 1]?.[at] as number) - (block.logsumexp[t - 1] as number);
+      worst = Math.max(worst, Math.abs((lp?.token_logprobs?.[t] as number) - want));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(completion.usage?.completion_tokens).toBe(0);
   });
 
   it('cuts at a stop sequence and tokenizes text prompts', async () => {

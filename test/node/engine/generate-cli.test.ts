@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,34 @@ describe.skipIf(!existsSync(FIXTURES))('generate CLI', () => {
     const r = await cli(['--model', dir, '--ids', ids, '--max-new-tokens', '20', '--temperature', '0']);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${JSON.stringify(golden.greedy.new_tokens)}\n`);
+  });
+
+  it('--score prints the prompt scores: log-softmax of the golden logits (first null)', async () => {
+    const full = JSON.parse(readFileSync(path.join(FIXTURES, 'h128-seed4321', 'golden.json'), 'utf8')) as {
+      logit_ids: number[];
+      sequences: { len40: { input_ids: number[]; logits_at_ids: number[][]; logsumexp: number[] } };
+    };
+    const block = full.sequences.len40;
+    const r = await cli([
+      '--model',
+      dir,
+      '--ids',
+      block.input_ids.join(','),
+      '--max-new-tokens',
+      '0',
+      '--score',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { ids: number[]; prompt_logprobs: ({ logprob: number } | null)[] };
+    expect(out.ids).toEqual([]);
+    expect(out.prompt_logprobs[0]).toBeNull();
+    let worst = 0;
+    for (let t = 1; t < block.input_ids.length; t++) {
+      const at = full.logit_ids.indexOf(block.input_ids[t] as number);
+      const want = (block.logits_at_ids[t - 1]?.[at] as number) - (block.logsumexp[t - 1] as number);
+      worst = Math.max(worst, Math.abs((out.prompt_logprobs[t]?.logprob as number) - want));
+    }
+    expect(worst).toBeLessThan(1e-5);
   });
 
   it('fails with a clear message and exit code 2 on bad input', async () => {
