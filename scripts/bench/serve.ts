@@ -193,7 +193,7 @@ async function benchEdge(o: Options): Promise<LevelStats[]> {
       headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         name: 'bench-serve',
-        limits: { requests_per_minute: 100_000, tokens_per_minute: 100_000_000 },
+        limits: { requests_per_minute: 100_000, tokens_per_minute: 100_000_000, concurrent_requests: 64 },
       }),
     });
     const { key } = (await created.json()) as { key: string };
