@@ -3,8 +3,6 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TensorDtype } from '../checkpoint/tensor-ref.ts';
-import type { OutputDtype } from '../convert/dtype.ts';
 import type { ModelConfig } from '../model/config.ts';
 import {
   BLOCK_SIZES,
@@ -14,6 +12,11 @@ import {
   type ScaleDtype,
 } from '../model/quantized-linear.ts';
 import { sha256File } from './hash.ts';
+
+/** Element types of float weights in a converted folder (the converter writes these). */
+export type OutputDtype = 'float32' | 'float16';
+/** The checkpoint's element types, as safetensors names them (recorded, not read back). */
+export type SourceDtype = 'F32' | 'F16' | 'BF16';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'jslm-onnx';
@@ -67,7 +70,7 @@ export interface Manifest {
   tensors: Record<string, WeightLocation>;
   /** Every file in the folder except manifest.json itself. */
   files: ManifestFile[];
-  source: { format: 'safetensors' | 'pytorch'; dtypes: TensorDtype[]; files: string[] };
+  source: { format: 'safetensors' | 'pytorch'; dtypes: SourceDtype[]; files: string[] };
 }
 
 export class ManifestError extends Error {
