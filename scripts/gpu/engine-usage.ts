@@ -8,6 +8,7 @@
 
 import type * as ort from 'onnxruntime-node';
 import { GenerationEngine } from '../../gpu-function/src/engine/engine.ts';
+import type { RunReport } from '../../gpu-function/src/engine/protocol.ts';
 import { sessionOptionsFor } from '../../gpu-function/src/engine/session.ts';
 import { type ForwardSession, openForwardSession } from '../../gpu-function/src/model/forward-session.ts';
 import { writeGraph } from '../../gpu-function/src/model-folder/graphs.ts';
@@ -54,15 +55,7 @@ export interface GenerateOutcome {
 }
 
 /** One run of the generation graph, as the engine reports it. */
-export interface RunRecord {
-  kind: 'prefill' | 'decode';
-  batch: number;
-  steps: number;
-  tokens: number;
-  ms: number;
-  boundaryBytes: number;
-  kvBytes: number;
-}
+export type RunRecord = Omit<RunReport, 'requests'>;
 
 export interface EngineHandle {
   provider: string;

@@ -4,6 +4,7 @@ import { GenerationEngine, type GenerationStream } from '../../../gpu-function/s
 import { ContextLengthError } from '../../../gpu-function/src/engine/request.ts';
 import { ApiError } from '../../../shared/src/errors.ts';
 import {
+  eosAlwaysModelDir,
   FIXTURES,
   type FixtureName,
   fixtureModelDir,
@@ -219,17 +220,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
   });
 
   it('end-of-text stops generation with finishReason eos (weights patched to always predict id 3)', async () => {
-    // Final layer norm γ = 0 makes every hidden state equal β; an LM-head row for id 3 along β wins.
-    let beta: Float32Array | undefined;
-    const dir = await fixtureModelDir('tiny-seed1234', 'float32', (name, values) => {
-      if (name === 'transformer.final_layer_norm.weight') values.fill(0);
-      if (name === 'transformer.final_layer_norm.bias') beta = values.slice();
-      if (name === 'embed_out.weight' && beta)
-        values.set(
-          beta.map((x) => x * 1000),
-          3 * beta.length,
-        );
-    });
+    const dir = await eosAlwaysModelDir();
     const engine = await GenerationEngine.open(dir, { intraOpNumThreads: 1 });
     try {
       const stream = engine.generate(

@@ -69,3 +69,20 @@ async function writePatched(source: string, target: string, patch: (name: string
 export async function removeDir(modelDir: string | undefined): Promise<void> {
   if (modelDir) await rm(path.dirname(modelDir), { recursive: true, force: true });
 }
+
+/**
+ * The tiny fixture patched to always predict end-of-text (id 3): a final layer norm with γ = 0
+ * makes every hidden state equal β, and an LM-head row for id 3 along β wins.
+ */
+export function eosAlwaysModelDir(): Promise<string> {
+  let beta: Float32Array | undefined;
+  return fixtureModelDir('tiny-seed1234', 'float32', (name, values) => {
+    if (name === 'transformer.final_layer_norm.weight') values.fill(0);
+    if (name === 'transformer.final_layer_norm.bias') beta = values.slice();
+    if (name === 'embed_out.weight' && beta)
+      values.set(
+        beta.map((x) => x * 1000),
+        3 * beta.length,
+      );
+  });
+}

@@ -5,7 +5,14 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GenerationEngine, type GenerationStream } from '../../../gpu-function/src/engine/engine.ts';
 import { openForwardSession } from '../../../gpu-function/src/model/forward-session.ts';
-import { FIXTURES, fixtureModelDir, type Golden, readGolden, removeDir } from './fixture-model.ts';
+import {
+  eosAlwaysModelDir,
+  FIXTURES,
+  fixtureModelDir,
+  type Golden,
+  readGolden,
+  removeDir,
+} from './fixture-model.ts';
 
 async function collect(stream: GenerationStream): Promise<number[]> {
   const ids: number[] = [];
@@ -97,16 +104,7 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
   });
 
   it('min_tokens holds end-of-text back; ignore_eos generates past it (weights that always predict it)', async () => {
-    let beta: Float32Array | undefined;
-    const eosDir = await fixtureModelDir('tiny-seed1234', 'float32', (name, values) => {
-      if (name === 'transformer.final_layer_norm.weight') values.fill(0);
-      if (name === 'transformer.final_layer_norm.bias') beta = values.slice();
-      if (name === 'embed_out.weight' && beta)
-        values.set(
-          beta.map((x) => x * 1000),
-          3 * beta.length,
-        );
-    });
+    const eosDir = await eosAlwaysModelDir();
     const eosEngine = await GenerationEngine.open(eosDir, { intraOpNumThreads: 1 });
     try {
       const held = eosEngine.generate({
