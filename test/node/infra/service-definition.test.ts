@@ -128,7 +128,7 @@ describe(`Cloud Run service (${FILES.service})`, () => {
   });
 
   it('reports the YAML path of a malformed field', () => {
-    const broken = text.replace('containerConcurrency: 8', 'containerConcurrency: many');
+    const broken = text.replace('containerConcurrency: 32', 'containerConcurrency: many');
     expect(() => parseServiceDefinition(broken, 'x.yaml')).toThrow(
       'x.yaml: spec.template.spec.containerConcurrency must be a number',
     );
