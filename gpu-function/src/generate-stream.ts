@@ -13,6 +13,7 @@ import type {
   Timings,
 } from '../../shared/src/protocol/generate.ts';
 import { encodeFrame } from '../../shared/src/protocol/ndjson.ts';
+import { rowValues } from '../../shared/src/protocol/parameters.ts';
 import { randomSeed } from './engine/prng.ts';
 import type { EngineResult, GenerationEngine } from './engine-port.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -136,13 +137,8 @@ export function generationStream(
             {
               promptIds: req.prompts[unit.prompt] as number[],
               maxNewTokens: req.stopping.max_new_tokens,
-              temperature: req.sampling.temperature,
-              topP: req.sampling.top_p,
-              topK: req.sampling.top_k,
-              repetitionPenalty: req.sampling.repetition_penalty,
-              minP: req.sampling.min_p,
-              presencePenalty: req.sampling.presence_penalty,
-              frequencyPenalty: req.sampling.frequency_penalty,
+              // The per-row parameters travel under their table names (ROW_PARAMETERS).
+              row: rowValues(req.sampling),
               logitBias: req.sampling.logit_bias,
               ignoreEos: req.stopping.ignore_eos,
               minTokens: req.stopping.min_tokens,

@@ -5,7 +5,7 @@
 // answer to a question it did not ask.
 
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
-import { CONTEXT_LENGTH, isServedModel, MODEL_ID, VOCAB_SIZE } from '../../../shared/src/model-facts.ts';
+import { isServedModel, MODEL_ID } from '../../../shared/src/model-facts.ts';
 import {
   GENERATION_PARAMETERS,
   type GenerationParameters,

@@ -12,6 +12,7 @@
 // and a row's k-th token always uses the k-th uniform of its own stream.
 
 import * as ort from 'onnxruntime-node';
+import { ROW_PARAMETERS } from '../../../shared/src/protocol/parameters.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { FINISHED_ROW_TOKEN, GEN, LOGPROB_TOP_K } from '../model/generation-io.ts';
 import { ChunkTimer, type ChunkTiming } from './chunk-timer.ts';
@@ -49,13 +50,8 @@ interface Row {
   id: number;
   index: number;
   rng: Xoshiro128;
-  temperature: number;
-  topK: number;
-  topP: number;
-  repetitionPenalty: number;
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
+  /** Per-row scalar parameters by table name (ROW_PARAMETERS). */
+  row: Record<string, number>;
   logitBias: [number, number][];
   /** The ids that end the row: its stop ids, and end-of-text unless it ignores it. */
   stopIds: number[];
@@ -88,6 +84,16 @@ const int64 = (values: ArrayLike<number>, dims: number[]) =>
   );
 const f32 = (values: number[]) => new ort.Tensor('float32', Float32Array.from(values), [values.length]);
 const tensorBytes = (t: ort.Tensor) => (t.data as ArrayBufferView).byteLength;
+
+/** The per-row parameter inputs: one [batch] tensor each, a row's missing value its default. */
+function rowFeeds(rows: readonly Readonly<Record<string, number>>[]): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const p of ROW_PARAMETERS) {
+    const values = rows.map((r) => r[p.name] ?? (p.spec.default as number));
+    feeds[p.name] = p.type === 'int64' ? int64(values, [rows.length]) : f32(values);
+  }
+  return feeds;
+}
 
 /**
  * What pads a row's stop ids: one of its own (a repeat changes nothing). A row with none (it
@@ -231,13 +237,7 @@ export class BatchRunner {
       ),
       [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(BigInt(steps)), []),
       [GEN.uniforms]: new ort.Tensor('float32', uniforms, [steps, B]),
-      [GEN.temperature]: f32(rows.map((r) => r.temperature)),
-      [GEN.topK]: int64(
-        rows.map((r) => r.topK),
-        [B],
-      ),
-      [GEN.topP]: f32(rows.map((r) => r.topP)),
-      [GEN.repetitionPenalty]: f32(rows.map((r) => r.repetitionPenalty)),
+      ...rowFeeds(rows.map((r) => r.row)),
       // Padding repeats an id the row already has (or 0 where the penalty is off: no effect).
       [GEN.seenIds]: int64(
         padLeft(
@@ -255,9 +255,6 @@ export class BatchRunner {
         ),
         [B, stopWidth],
       ),
-      [GEN.minP]: f32(rows.map((r) => r.minP)),
-      [GEN.presencePenalty]: f32(rows.map((r) => r.presencePenalty)),
-      [GEN.frequencyPenalty]: f32(rows.map((r) => r.frequencyPenalty)),
       [GEN.countedIds]: int64(
         padLeft(
           rows.map((r) => r.generated ?? []),
@@ -392,21 +389,15 @@ export class BatchRunner {
       id: c.id,
       index: j,
       rng: new Xoshiro128(sampleSeed(req.seed, req.firstSample + j)),
-      temperature: req.temperature,
-      topK: req.topK,
-      topP: req.topP,
-      repetitionPenalty: req.repetitionPenalty,
-      minP: req.minP,
-      presencePenalty: req.presencePenalty,
-      frequencyPenalty: req.frequencyPenalty,
+      row: req.row,
       logitBias: req.logitBias,
       stopIds: req.ignoreEos
         ? req.stopIds.filter((id) => id !== this.model.config.eosTokenId)
         : [this.model.config.eosTokenId, ...req.stopIds],
-      generated: req.presencePenalty !== 0 || req.frequencyPenalty !== 0 ? [] : null,
+      generated: req.row.presence_penalty !== 0 || req.row.frequency_penalty !== 0 ? [] : null,
       minTokens: req.minTokens,
       logprobs: req.logprobs,
-      seen: req.repetitionPenalty !== 1 ? [...req.promptIds] : null,
+      seen: req.row.repetition_penalty !== 1 ? [...req.promptIds] : null,
       remaining: req.maxNewTokens,
       produced: 0,
       len: prefix,
@@ -471,15 +462,10 @@ export class BatchRunner {
       // One greedy step: its token is discarded (the rows' first tokens come from decoding).
       [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(1n), []),
       [GEN.uniforms]: new ort.Tensor('float32', new Float32Array(B), [1, B]),
-      [GEN.temperature]: f32(zeros(B)),
-      [GEN.topK]: int64(zeros(B), [B]),
-      [GEN.topP]: f32(zeros(B).map(() => 1)),
-      [GEN.repetitionPenalty]: f32(zeros(B).map(() => 1)),
+      // One greedy step (temperature 0), every other parameter at its default.
+      ...rowFeeds(zeros(B).map(() => ({ temperature: 0 }))),
       [GEN.seenIds]: int64([], [B, 0]),
       [GEN.stopIds]: int64([], [B, 0]),
-      [GEN.minP]: f32(zeros(B)),
-      [GEN.presencePenalty]: f32(zeros(B)),
-      [GEN.frequencyPenalty]: f32(zeros(B)),
       [GEN.countedIds]: int64([], [B, 0]),
       [GEN.countedWeights]: new ort.Tensor('float32', new Float32Array(0), [B, 0]),
       [GEN.biasIds]: int64([], [B, 0]),

@@ -329,15 +329,15 @@ export class GenerationEngine {
       case 'row-done':
         if (p.outcomes[m.index] === undefined) p.left--;
         p.outcomes[m.index] = m.outcome;
-        if (p.left === 0) this.settle(m.id, p, () => p.resolve());
+        if (p.left === 0) this.settle(m.id, () => p.resolve());
         return;
       case 'failed':
-        this.settle(m.id, p, () => p.reject(toError(m.error)));
+        this.settle(m.id, () => p.reject(toError(m.error)));
         return;
     }
   }
 
-  private settle(id: number, p: Pending, how: () => void): void {
+  private settle(id: number, how: () => void): void {
     this.pending.delete(id);
     how();
     if (this.pending.size === 0) this.idle?.();

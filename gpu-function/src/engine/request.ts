@@ -7,6 +7,7 @@ import {
   checkMinTokens,
   GENERATION_PARAMETERS,
   type ParameterName,
+  ROW_PARAMETERS,
   readParameter,
 } from '../../../shared/src/protocol/parameters.ts';
 import { randomSeed } from './prng.ts';
@@ -37,6 +38,8 @@ export interface GenerationRequest {
   ignoreEos?: boolean;
   /** Tokens before end-of-text or a stop id may end generation. Default 0. */
   minTokens?: number;
+  /** Per-row parameters by their table name (the wire's `sampling` fields); win over the fields above. */
+  row?: Readonly<Record<string, number>>;
   /** Samples of this prompt, sharing one prefill. Default 1. */
   n?: number;
   /** Report each token's log-probability with this many alternatives (0..5). Default none. */
@@ -54,19 +57,14 @@ export interface GenerationRequest {
 export interface ResolvedRequest {
   promptIds: number[];
   maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  repetitionPenalty: number;
+  /** The per-row scalar parameters by their name in the shared table (ROW_PARAMETERS). */
+  row: Record<string, number>;
   seed: number;
   stopIds: number[];
   n: number;
   firstSample: number;
   logprobs: number | null;
   scorePrompt: boolean;
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
   logitBias: [number, number][];
   ignoreEos: boolean;
   minTokens: number;
@@ -109,6 +107,18 @@ function tokenIds(ids: unknown, vocabSize: number, param: string, allowEmpty: bo
     }
   }
   return [...ids];
+}
+
+/** Every per-row parameter, from the request's field of the table's `engine` name. */
+function rowParameters(req: GenerationRequest, vocabSize: number): Record<string, number> {
+  const fields = req as unknown as Record<string, unknown>;
+  const row: Record<string, number> = {};
+  for (const p of ROW_PARAMETERS) {
+    const value = req.row?.[p.name] ?? fields[p.engine];
+    row[p.name] = readParameter(p.spec, { [p.name]: value }, p.name) as number;
+  }
+  row.top_k = Math.min(row.top_k as number, vocabSize); // more than the vocabulary is all of it
+  return row;
 }
 
 /** A parameter checked by the shared table (the same rules as at the edge and on the wire). */
@@ -155,17 +165,11 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
     maxNewTokens,
     n,
     firstSample,
-    temperature: checked('temperature', req.temperature) as number,
-    topP: checked('top_p', req.topP) as number,
-    topK: Math.min(checked('top_k', req.topK) as number, limits.vocabSize),
-    repetitionPenalty: checked('repetition_penalty', req.repetitionPenalty) as number,
+    row: rowParameters(req, limits.vocabSize),
     seed: (checked('seed', req.seed) as number | undefined) ?? randomSeed(),
     stopIds,
     logprobs: (checked('logprobs', req.logprobs) as number | undefined) ?? null,
     scorePrompt,
-    minP: checked('min_p', req.minP) as number,
-    presencePenalty: checked('presence_penalty', req.presencePenalty) as number,
-    frequencyPenalty: checked('frequency_penalty', req.frequencyPenalty) as number,
     logitBias: checked(
       'logit_bias',
       req.logitBias === undefined ? undefined : Object.fromEntries(req.logitBias),

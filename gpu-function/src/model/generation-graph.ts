@@ -15,6 +15,7 @@
 // Log-probabilities are the model's own (log-softmax of the raw logits, before penalties and
 // temperature). IO names: generation-io.ts. Every op has a CUDA kernel; no logits leave the graph.
 
+import { ROW_PARAMETERS } from '../../../shared/src/protocol/parameters.ts';
 import type { ModelConfig } from './config.ts';
 import { type DecoderOptions, type KeyValue, prepareDecoder, type WeightMap } from './decoder.ts';
 import {
@@ -54,19 +55,14 @@ export function buildGenerationModel(
   }
   const maxSteps = g.input(GEN.maxSteps, 'int64', []);
   const uniforms = g.input(GEN.uniforms, 'float32', ['steps', 'batch']);
-  const params = {
-    temperature: column(g.input(GEN.temperature, 'float32', ['batch'])),
-    topK: column(g.input(GEN.topK, 'int64', ['batch'])),
-    topP: column(g.input(GEN.topP, 'float32', ['batch'])),
-    repetitionPenalty: column(g.input(GEN.repetitionPenalty, 'float32', ['batch'])),
-  };
+  // The per-row scalar parameters, one [batch] input each, named as in the shared table.
+  const row: Record<string, string> = {};
+  for (const p of ROW_PARAMETERS) row[p.name] = column(g.input(p.name, p.type, ['batch']));
+
   const seenIds = g.input(GEN.seenIds, 'int64', ['batch', 'seen']);
   const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
   const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
   const budget = column(g.input(GEN.budget, 'int64', ['batch']));
-  const minP = column(g.input(GEN.minP, 'float32', ['batch']));
-  const presencePenalty = column(g.input(GEN.presencePenalty, 'float32', ['batch']));
-  const frequencyPenalty = column(g.input(GEN.frequencyPenalty, 'float32', ['batch']));
   const countedIds = g.input(GEN.countedIds, 'int64', ['batch', 'counted']);
   const countedWeights = g.input(GEN.countedWeights, 'float32', ['batch', 'counted']);
   const biasIds = g.input(GEN.biasIds, 'int64', ['batch', 'biased']);
@@ -160,15 +156,15 @@ export function buildGenerationModel(
   // OpenAI's penalties: presence x (count > 0) + frequency x count, off the logits.
   const penalty = body.op('Add', [
     body.op('Mul', [
-      presencePenalty,
+      row.presence_penalty as string,
       body.op('Cast', [body.op('Greater', [countsIn, body.scalar('float32', 0)])], { to: 1 }),
     ]),
-    body.op('Mul', [frequencyPenalty, countsIn]),
+    body.op('Mul', [row.frequency_penalty as string, countsIn]),
   ]);
   const additive = body.op('Sub', [bias, penalty]);
   // min_tokens: a row's stop ids (end-of-text included) are out while it has steps left to make.
   const blocked = body.op('And', [stopMask, body.op('Less', [step, minTokensLeft])]);
-  const next = emitSampler(body, { logits, presence: seen, uniform, additive, blocked, minP, ...params }, V); // [B, 1]
+  const next = emitSampler(body, { logits, presence: seen, uniform, additive, blocked, row }, V); // [B, 1]
   const countedNext = body.op('Add', [
     body.op('GatherElements', [countsIn, next], { axis: 1 }),
     body.scalar('float32', 1),

@@ -6,6 +6,9 @@
 // afterwards), every step samples one token per row in the graph and feeds it to the next.
 // The cache goes in once and comes out once per run.
 
+// The per-row scalar parameters (temperature, top_p, top_k, min_p, repetition_penalty, the
+// presence and frequency penalties) are inputs too, [batch] each, named as in the shared
+// parameter table (ROW_PARAMETERS in shared/src/protocol/parameters.ts).
 export const GEN = {
   /** int64 [batch, seq]: tokens not yet in the cache. */
   inputIds: 'input_ids',
@@ -22,14 +25,6 @@ export const GEN = {
   maxSteps: 'max_steps',
   /** float32 [max_steps, batch]: one uniform in [0, 1) per step and row (host PRNG). */
   uniforms: 'uniforms',
-  /** float32 [batch]: 0 = greedy. */
-  temperature: 'temperature',
-  /** int64 [batch]: 0 = off. */
-  topK: 'top_k',
-  /** float32 [batch]: 1 = off. */
-  topP: 'top_p',
-  /** float32 [batch]: 1 = off. */
-  repetitionPenalty: 'repetition_penalty',
   /** int64 [batch, seen]: ids the repetition penalty applies to (prompt + output so far); seen may be 0. */
   seenIds: 'seen_ids',
   /**
@@ -37,11 +32,6 @@ export const GEN = {
    * (pad by repeating one of the row's own); stops may be 0.
    */
   stopIds: 'stop_ids',
-  /** float32 [batch]: min-p (0 = off). */
-  minP: 'min_p',
-  /** float32 [batch]: OpenAI's presence and frequency penalties (0 = off). */
-  presencePenalty: 'presence_penalty',
-  frequencyPenalty: 'frequency_penalty',
   /**
    * int64 / float32 [batch, counted]: the row's generated ids so far and a weight each (1, or 0
    * for padding): their counts drive the presence and frequency penalties (the prompt is not

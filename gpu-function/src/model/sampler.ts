@@ -17,22 +17,18 @@ export interface SamplerInputs {
   logits: string;
   /** [B, V] bool: ids already present in prompt + output (repetition penalty applies). */
   presence: string;
-  /** [B, 1] float32; 1 = off. */
-  repetitionPenalty: string;
-  /** [B, 1] float32; 0 = greedy. */
-  temperature: string;
-  /** [B, 1] int64; 0 = off. */
-  topK: string;
-  /** [B, 1] float32 in (0, 1]; 1 = off. */
-  topP: string;
+  /**
+   * [B, 1] per-row parameters by their name in the shared table (ROW_PARAMETERS):
+   * temperature (0 = greedy), top_k (int64, 0 = off), top_p (1 = off), min_p (0 = off),
+   * repetition_penalty (1 = off); a new one is read here by its name.
+   */
+  row: Readonly<Record<string, string>>;
   /** [B, 1] float32 in [0, 1). */
   uniform: string;
   /** [B, V] float32 added after the repetition penalty (logit bias, presence/frequency penalties). */
   additive?: string;
   /** [B, V] bool: ids that may not be chosen now (end-of-text and stop ids before min_tokens). */
   blocked?: string;
-  /** [B, 1] float32 in [0, 1]: keep ids at least this fraction as likely as the top one; 0 = off. */
-  minP?: string;
 }
 
 /** Most negative finite float32: a blocked or cut id gets exactly zero weight. */
@@ -58,25 +54,40 @@ export function emitRepetitionPenalty(g: GraphBuilder, logits: string, presence:
  */
 export function emitSampler(g: GraphBuilder, x: SamplerInputs, vocabSize: number): string {
   const f32 = (v: number) => g.scalar('float32', v);
-  let logits = emitRepetitionPenalty(g, x.logits, x.presence, x.repetitionPenalty);
+  const row = (name: string): string => {
+    const value = x.row[name];
+    if (!value) throw new Error(`sampler: no per-row input '${name}'`);
+    return value;
+  };
+  const temperature = row('temperature');
+  const topK = row('top_k');
+  const topP = row('top_p');
+  let logits = emitRepetitionPenalty(g, x.logits, x.presence, row('repetition_penalty'));
   if (x.additive) logits = g.op('Add', [logits, x.additive], {}, { name: 'adjusted_logits' });
   if (x.blocked) logits = g.op('Where', [x.blocked, f32(NEVER), logits], {}, { name: 'allowed_logits' });
   const greedy = g.op('ArgMax', [logits], { axis: 1, keepdims: 1 }, { name: 'greedy_id' });
 
   // Temperature; greedy rows divide by 1 so nothing below turns into NaN for them.
-  const isGreedy = g.op('Equal', [x.temperature, f32(0)]);
-  const safeT = g.op('Where', [isGreedy, f32(1), x.temperature]);
-  let scaled = g.op('Div', [logits, safeT], {}, { name: 'scaled_logits' });
-  if (x.minP) {
-    // min-p: keep ids whose probability is at least min_p times the top one's, i.e. whose
-    // scaled logit is at least top + ln(min_p) (ln 0 = -inf keeps every id).
-    const top = g.op('ReduceMax', [scaled], { axes: [1], keepdims: 1 });
-    const floor = g.op('Add', [top, g.op('Log', [x.minP])]);
-    scaled = g.op('Where', [g.op('Less', [scaled, floor]), f32(NEVER), scaled], {}, { name: 'min_p_logits' });
-  }
+  const isGreedy = g.op('Equal', [temperature, f32(0)]);
+  const safeT = g.op('Where', [isGreedy, f32(1), temperature]);
+  const unclipped = g.op('Div', [logits, safeT], {}, { name: 'scaled_logits' });
+  // min-p: keep ids whose probability is at least min_p times the top one's, i.e. whose scaled
+  // logit is at least top + ln(min_p) (ln 0 = -inf keeps every id).
+  const floor = g.op('Add', [
+    g.op('ReduceMax', [unclipped], { axes: [1], keepdims: 1 }),
+    g.op('Log', [row('min_p')]),
+  ]);
+  const scaled = g.op(
+    'Where',
+    [g.op('Less', [unclipped, floor]), f32(NEVER), unclipped],
+    {},
+    {
+      name: 'min_p_logits',
+    },
+  );
   const truncated = g.op('And', [
     g.op('Not', [isGreedy]),
-    g.op('Or', [g.op('Greater', [x.topK, g.scalar('int64', 0)]), g.op('Less', [x.topP, f32(1)])]),
+    g.op('Or', [g.op('Greater', [topK, g.scalar('int64', 0)]), g.op('Less', [topP, f32(1)])]),
   ]);
   const any = (rows: string) =>
     g.op('Greater', [g.op('ReduceMax', [g.op('Cast', [rows], { to: 1 })], { keepdims: 0 }), f32(0)]);
@@ -155,9 +166,9 @@ export function emitSampler(g: GraphBuilder, x: SamplerInputs, vocabSize: number
 
     // top-k: keep ranks < k (k = 0 keeps all).
     const k = b.op('Where', [
-      b.op('Equal', [x.topK, b.scalar('int64', 0)]),
+      b.op('Equal', [topK, b.scalar('int64', 0)]),
       b.scalar('int64', vocabSize),
-      x.topK,
+      topK,
     ]);
     const afterK = b.op('Where', [b.op('Less', [rank, k]), weights, zero]);
 
@@ -165,7 +176,7 @@ export function emitSampler(g: GraphBuilder, x: SamplerInputs, vocabSize: number
     // the top id always stays.
     const massK = b.op('ReduceSum', [afterK, axis1], { keepdims: 1 });
     const before = b.op('CumSum', [afterK, b.scalar('int64', 1)], { exclusive: 1 });
-    const keepP = b.op('Less', [before, b.op('Mul', [x.topP, massK])]);
+    const keepP = b.op('Less', [before, b.op('Mul', [topP, massK])]);
     const kept = b.op('Where', [keepP, afterK, zero], {}, { name: 'kept_weights' });
 
     const cumulative = b.op('CumSum', [kept, b.scalar('int64', 1)]);

@@ -26,6 +26,11 @@ export interface NumberParam extends Common {
   exclusiveMin?: boolean;
   /** A value that also means "off" (vLLM's top_k = -1), sent as the default. */
   off?: number;
+  /**
+   * A per-row value the generation graph takes as a [batch] input of this type, named as the
+   * parameter (the sampler reads it by that name); `engine` is its name in the engine's API.
+   */
+  row?: { type: 'float32' | 'int64'; engine: string };
 }
 
 export interface BooleanParam extends Common {
@@ -71,6 +76,7 @@ export const GENERATION_PARAMETERS = {
     min: 0,
     max: 2,
     doc: '0 is greedy, and so is anything below 1e-5',
+    row: { type: 'float32', engine: 'temperature' },
   },
   top_p: {
     kind: 'number',
@@ -80,6 +86,7 @@ export const GENERATION_PARAMETERS = {
     max: 1,
     exclusiveMin: true,
     doc: 'nucleus sampling; 1 is off',
+    row: { type: 'float32', engine: 'topP' },
   },
   top_k: {
     kind: 'integer',
@@ -89,6 +96,7 @@ export const GENERATION_PARAMETERS = {
     max: VOCAB_SIZE,
     off: -1,
     doc: 'keep the k most likely ids; 0 or -1 is off',
+    row: { type: 'int64', engine: 'topK' },
   },
   min_p: {
     kind: 'number',
@@ -97,6 +105,7 @@ export const GENERATION_PARAMETERS = {
     min: 0,
     max: 1,
     doc: 'keep ids at least this fraction as likely as the most likely one (vLLM); 0 is off',
+    row: { type: 'float32', engine: 'minP' },
   },
   presence_penalty: {
     kind: 'number',
@@ -105,6 +114,7 @@ export const GENERATION_PARAMETERS = {
     min: -2,
     max: 2,
     doc: 'subtracted from the logit of every id already generated (the prompt does not count)',
+    row: { type: 'float32', engine: 'presencePenalty' },
   },
   frequency_penalty: {
     kind: 'number',
@@ -113,6 +123,7 @@ export const GENERATION_PARAMETERS = {
     min: -2,
     max: 2,
     doc: 'subtracted from the logit of every generated id, times how often it was generated',
+    row: { type: 'float32', engine: 'frequencyPenalty' },
   },
   logit_bias: {
     kind: 'bias',
@@ -130,6 +141,7 @@ export const GENERATION_PARAMETERS = {
     max: 10,
     exclusiveMin: true,
     doc: 'divides positive and multiplies negative logits of ids already in prompt or output; 1 is off',
+    row: { type: 'float32', engine: 'repetitionPenalty' },
   },
   seed: {
     kind: 'integer',
@@ -184,6 +196,22 @@ export const GENERATION_PARAMETERS = {
 } as const satisfies Record<string, ParamSpec>;
 
 export type ParameterName = keyof typeof GENERATION_PARAMETERS;
+
+/** The per-row scalar parameters the generation graph takes as inputs, in table order. */
+export const ROW_PARAMETERS = Object.entries(GENERATION_PARAMETERS).flatMap(
+  ([name, spec]: [string, ParamSpec]) =>
+    'row' in spec && spec.row ? [{ name, spec: spec as NumberParam, ...spec.row }] : [],
+);
+
+/** The values of the per-row parameters among `fields` (e.g. a wire request's `sampling`). */
+export function rowValues(fields: object): Record<string, number> {
+  const values: Record<string, number> = {};
+  for (const p of ROW_PARAMETERS) {
+    const v = (fields as Record<string, unknown>)[p.name];
+    if (typeof v === 'number') values[p.name] = v;
+  }
+  return values;
+}
 
 /** The parsed value of one parameter of the table. */
 export type ParamValue<S extends ParamSpec> = S extends NumberParam

@@ -6,6 +6,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { encodeModel, GraphBuilder } from '../../../gpu-function/src/model/onnx/index.ts';
 import { emitPresenceFrom, emitSampler } from '../../../gpu-function/src/model/sampler.ts';
+import { ROW_PARAMETERS } from '../../../shared/src/protocol/parameters.ts';
 
 export async function samplerSession(vocabSize: number): Promise<ort.InferenceSession> {
   const g = new GraphBuilder('sampler');
@@ -14,19 +15,17 @@ export async function samplerSession(vocabSize: number): Promise<ort.InferenceSe
   const column = (name: string, dtype: 'float32' | 'int64') =>
     g.op('Unsqueeze', [g.input(name, dtype, ['B']), g.int64s([1])]);
   const batch = g.op('Slice', [g.op('Shape', [logits]), g.int64s([0]), g.int64s([1])]);
+  const row: Record<string, string> = {};
+  for (const p of ROW_PARAMETERS) row[p.name] = column(p.name, p.type);
   const token = emitSampler(
     g,
     {
       logits,
       presence: emitPresenceFrom(g, seen, batch, vocabSize),
-      repetitionPenalty: column('repetition_penalty', 'float32'),
-      temperature: column('temperature', 'float32'),
-      topK: column('top_k', 'int64'),
-      topP: column('top_p', 'float32'),
+      row,
       uniform: column('uniform', 'float32'),
       additive: g.input('additive', 'float32', ['B', vocabSize]),
       blocked: g.input('blocked', 'bool', ['B', vocabSize]),
-      minP: column('min_p', 'float32'),
     },
     vocabSize,
   );
@@ -121,6 +120,9 @@ export async function sampleRows(
       Array.from({ length: B * V }, (_, i) => rows[Math.floor(i / V)]?.p.blocked?.includes(i % V) ?? false),
       [B, V],
     ),
+    // Applied outside the sampler (as the additive table): neutral here.
+    presence_penalty: new ort.Tensor('float32', new Float32Array(B), [B]),
+    frequency_penalty: new ort.Tensor('float32', new Float32Array(B), [B]),
     min_p: new ort.Tensor(
       'float32',
       column((p) => p.minP ?? 0),
