@@ -3,7 +3,8 @@
 // its answer, and errors naming the chat request's fields.
 
 import { ApiError } from '../../../shared/src/errors.ts';
-import { answerCompletion, type CompletionInput } from '../completions/completion.ts';
+import type { AdmittedRequest } from '../completions/admit.ts';
+import { answerCompletion } from '../completions/completion.ts';
 import { type CompletionParams, parseCompletionParams } from '../completions/params.ts';
 import { loadTokenizer } from '../tokenizer.ts';
 import { CHAT_COMPLETION } from './format.ts';
@@ -21,9 +22,7 @@ function renamed(err: unknown, fieldOf: Record<string, string>): unknown {
   });
 }
 
-export async function answerChat(
-  input: Omit<CompletionInput, 'readParams' | 'shape' | 'extraStops'>,
-): Promise<Response> {
+export async function answerChat(input: AdmittedRequest): Promise<Response> {
   const template = input.settings.chatTemplate;
   // Set once translated: the chat request's own errors already name its fields.
   let fieldOf: Record<string, string> = {};
