@@ -60,7 +60,7 @@ export function buildGenerationModel(
   for (const p of ROW_PARAMETERS) row[p.name] = column(g.input(p.name, p.type, ['batch']));
 
   const seenIds = g.input(GEN.seenIds, 'int64', ['batch', 'seen']);
-  const stopIdsIn = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
+  const stopIds = g.input(GEN.stopIds, 'int64', ['batch', 'stops']);
   const doneIn = column(g.input(GEN.done, 'bool', ['batch']));
   const budget = column(g.input(GEN.budget, 'int64', ['batch']));
   const countedIds = g.input(GEN.countedIds, 'int64', ['batch', 'counted']);
@@ -77,15 +77,9 @@ export function buildGenerationModel(
     {},
     { name: 'batch' },
   );
-  const stopIds = stopIdsIn;
   const presence = emitPresenceFrom(g, seenIds, batch, V);
   // Per-run [B, V] tables: the counts of generated ids, the logit bias, the stop ids.
-  const zerosBV = g.op('ConstantOfShape', [g.op('Concat', [batch, g.int64s([V])], { axis: 0 })], {
-    value: {
-      kind: 'tensor' as const,
-      value: { name: 'value', dtype: 'float32', dims: [1], raw: new Uint8Array(4) },
-    },
-  });
+  const zerosBV = g.filled(g.op('Concat', [batch, g.int64s([V])], { axis: 0 }), 'float32', 0);
   const counts = g.op(
     'ScatterElements',
     [zerosBV, countedIds, countedWeights],
@@ -95,22 +89,12 @@ export function buildGenerationModel(
   const bias = g.op('ScatterElements', [zerosBV, biasIds, biasValues], { axis: 1 }, { name: 'logit_bias' });
   const stopTable = g.op(
     'ScatterElements',
-    [zerosBV, stopIds, g.op('ConstantOfShape', [g.op('Shape', [stopIds])], { value: floatAttr(1) })],
+    [zerosBV, stopIds, g.filled(g.op('Shape', [stopIds]), 'float32', 1)],
     { axis: 1 },
   );
   const stopMask = g.op('Greater', [stopTable, g.scalar('float32', 0.5)], {}, { name: 'stop_mask' });
   const emptyScores = (dims: number[], dtype: 'float32' | 'int64') =>
-    g.op('ConstantOfShape', [g.op('Concat', [batch, g.int64s(dims)], { axis: 0 })], {
-      value: {
-        kind: 'tensor' as const,
-        value: {
-          name: 'value',
-          dtype,
-          dims: [1],
-          raw: dtype === 'float32' ? new Uint8Array(4) : new Uint8Array(8),
-        },
-      },
-    });
+    g.filled(g.op('Concat', [batch, g.int64s(dims)], { axis: 0 }), dtype, 0);
   const scoring = g.op('Greater', [
     g.op('Squeeze', [g.op('Shape', [scoreTargets], { start: 1, end: 2 })]),
     g.scalar('int64', 0),
@@ -322,16 +306,4 @@ export function buildGenerationModel(
       attention: decoder.attention,
     },
   });
-}
-
-function floatAttr(value: number) {
-  return {
-    kind: 'tensor' as const,
-    value: {
-      name: 'value',
-      dtype: 'float32' as const,
-      dims: [1],
-      raw: new Uint8Array(Float32Array.of(value).buffer),
-    },
-  };
 }

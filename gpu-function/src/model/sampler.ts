@@ -206,20 +206,13 @@ function pick(b: GraphBuilder, isGreedy: string, greedy: string, sampled: string
 
 /** presence with `ids` ([B, n] int64) set. */
 export function emitMarkPresent(g: GraphBuilder, presence: string, ids: string): string {
-  const trues = g.op('ConstantOfShape', [g.op('Shape', [ids])], { value: boolTensorAttr(true) });
+  const trues = g.filled(g.op('Shape', [ids]), 'bool', 1);
   return g.op('ScatterElements', [presence, ids, trues], { axis: 1 }, { name: 'presence' });
 }
 
 /** A [B, V] all-false presence mask with `ids` ([B, n] int64, n may be 0) set. */
 export function emitPresenceFrom(g: GraphBuilder, ids: string, batch: string, vocabSize: number): string {
   const shape = g.op('Concat', [batch, g.int64s([vocabSize])], { axis: 0 });
-  const none = g.op('ConstantOfShape', [shape], { value: boolTensorAttr(false) });
+  const none = g.filled(shape, 'bool', 0);
   return emitMarkPresent(g, none, ids);
-}
-
-function boolTensorAttr(value: boolean) {
-  return {
-    kind: 'tensor' as const,
-    value: { name: 'value', dtype: 'bool' as const, dims: [1], raw: Uint8Array.of(value ? 1 : 0) },
-  };
 }

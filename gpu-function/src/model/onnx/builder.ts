@@ -185,6 +185,14 @@ export class GraphBuilder {
     return this.constant(dtype, [n], new Array<number>(n).fill(0));
   }
 
+  /** A tensor of the runtime shape `shape` (a 1-D int64 value) filled with `value` (ConstantOfShape). */
+  filled(shape: string, dtype: DType, value: number): string {
+    const raw = bytesOf(typedArrayFor(dtype, [value]));
+    return this.op('ConstantOfShape', [shape], {
+      value: { kind: 'tensor', value: { name: 'value', dtype, dims: [1], raw } },
+    });
+  }
+
   /** Adds one node and returns its single output. Pass '' for an omitted optional input. */
   op(opType: string, inputs: string[], attrs: Record<string, AttrInput> = {}, opts: OpOptions = {}): string {
     const [out] = this.ops(opType, inputs, 1, attrs, opts);
