@@ -114,6 +114,32 @@ function padLeft(rows: readonly (readonly number[])[], width: number, pad: (r: n
   return out;
 }
 
+/** A [rows, width] tensor of left-padded rows; width defaults to the longest row. */
+function padded(
+  type: 'int64' | 'float32',
+  rows: readonly (readonly number[])[],
+  pad: (r: number) => number,
+  width = Math.max(0, ...rows.map((r) => r.length)),
+): ort.Tensor {
+  const values = padLeft(rows, width, pad);
+  const dims = [rows.length, width];
+  return type === 'int64' ? int64(values, dims) : new ort.Tensor('float32', Float32Array.from(values), dims);
+}
+
+/** One position's log-probability and its k best alternatives, from the graph's outputs. */
+function logprobAt(
+  logprob: number,
+  topValues: Float32Array,
+  topIds: BigInt64Array,
+  position: number,
+  k: number,
+): TokenLogprob {
+  const at = position * LOGPROB_TOP_K;
+  const top: [number, number][] = [];
+  for (let i = 0; i < k; i++) top.push([Number(topIds[at + i]), topValues[at + i] as number]);
+  return { logprob, top };
+}
+
 export class BatchRunner {
   private readonly model: LoadedModel;
   private readonly hooks: RunnerHooks;
@@ -213,10 +239,6 @@ export class BatchRunner {
         uniforms[s * B + b] = r.rng.nextUniform();
       });
     }
-    const seenWidth = Math.max(0, ...rows.map((r) => r.seen?.length ?? 0));
-    const stopWidth = Math.max(0, ...rows.map((r) => r.stopIds.length));
-    const countedWidth = Math.max(0, ...rows.map((r) => r.generated?.length ?? 0));
-    const biasWidth = Math.max(0, ...rows.map((r) => r.logitBias.length));
     const feeds: Record<string, ort.Tensor> = {
       ...this.kv.feeds(),
       [GEN.inputIds]: int64(
@@ -227,71 +249,45 @@ export class BatchRunner {
         rows.map((r) => r.len),
         [B, 1],
       ),
-      [GEN.attentionMask]: int64(
-        padLeft(
-          rows.map((r) => new Array<number>(r.len + 1).fill(1)),
-          S + 1,
-          () => 0,
-        ),
-        [B, S + 1],
+      [GEN.attentionMask]: padded(
+        'int64',
+        rows.map((r) => new Array<number>(r.len + 1).fill(1)),
+        () => 0,
+        S + 1,
       ),
       [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(BigInt(steps)), []),
       [GEN.uniforms]: new ort.Tensor('float32', uniforms, [steps, B]),
       ...rowFeeds(rows.map((r) => r.row)),
       // Padding repeats an id the row already has (or 0 where the penalty is off: no effect).
-      [GEN.seenIds]: int64(
-        padLeft(
-          rows.map((r) => r.seen ?? []),
-          seenWidth,
-          (b) => rows[b]?.seen?.[0] ?? 0,
-        ),
-        [B, seenWidth],
+      [GEN.seenIds]: padded(
+        'int64',
+        rows.map((r) => r.seen ?? []),
+        (b) => rows[b]?.seen?.[0] ?? 0,
       ),
-      [GEN.stopIds]: int64(
-        padLeft(
-          rows.map((r) => r.stopIds),
-          stopWidth,
-          (b) => stopPad(rows[b] as Row),
-        ),
-        [B, stopWidth],
+      [GEN.stopIds]: padded(
+        'int64',
+        rows.map((r) => r.stopIds),
+        (b) => stopPad(rows[b] as Row),
       ),
-      [GEN.countedIds]: int64(
-        padLeft(
-          rows.map((r) => r.generated ?? []),
-          countedWidth,
-          () => 0,
-        ),
-        [B, countedWidth],
+      [GEN.countedIds]: padded(
+        'int64',
+        rows.map((r) => r.generated ?? []),
+        () => 0,
       ),
-      [GEN.countedWeights]: new ort.Tensor(
+      [GEN.countedWeights]: padded(
         'float32',
-        Float32Array.from(
-          padLeft(
-            rows.map((r) => (r.generated ?? []).map(() => 1)),
-            countedWidth,
-            () => 0,
-          ),
-        ),
-        [B, countedWidth],
+        rows.map((r) => (r.generated ?? []).map(() => 1)),
+        () => 0,
       ),
-      [GEN.biasIds]: int64(
-        padLeft(
-          rows.map((r) => r.logitBias.map(([id]) => id)),
-          biasWidth,
-          (b) => rows[b]?.logitBias[0]?.[0] ?? 0,
-        ),
-        [B, biasWidth],
+      [GEN.biasIds]: padded(
+        'int64',
+        rows.map((r) => r.logitBias.map(([id]) => id)),
+        (b) => rows[b]?.logitBias[0]?.[0] ?? 0,
       ),
-      [GEN.biasValues]: new ort.Tensor(
+      [GEN.biasValues]: padded(
         'float32',
-        Float32Array.from(
-          padLeft(
-            rows.map((r) => r.logitBias.map(([, v]) => v)),
-            biasWidth,
-            (b) => rows[b]?.logitBias[0]?.[1] ?? 0,
-          ),
-        ),
-        [B, biasWidth],
+        rows.map((r) => r.logitBias.map(([, v]) => v)),
+        (b) => rows[b]?.logitBias[0]?.[1] ?? 0,
       ),
       [GEN.minTokensLeft]: int64(
         rows.map((r) => (r.stopIds.length === 0 ? 0 : Math.max(0, r.minTokens - r.produced))),
@@ -317,12 +313,6 @@ export class BatchRunner {
     const chosen = (out[GEN.tokenLogprobs] as ort.Tensor).data as Float32Array;
     const topValues = (out[GEN.topLogprobs] as ort.Tensor).data as Float32Array;
     const topIds = (out[GEN.topIds] as ort.Tensor).data as BigInt64Array;
-    const logprobOf = (s: number, b: number, k: number): TokenLogprob => {
-      const at = (s * B + b) * LOGPROB_TOP_K;
-      const top: [number, number][] = [];
-      for (let i = 0; i < k; i++) top.push([Number(topIds[at + i]), topValues[at + i] as number]);
-      return { logprob: chosen[s * B + b] as number, top };
-    };
     const results = rows.map((r, b) => {
       const ids: number[] = [];
       const logprobs: TokenLogprob[] = [];
@@ -341,7 +331,9 @@ export class BatchRunner {
           break;
         }
         ids.push(id);
-        if (r.logprobs !== null) logprobs.push(logprobOf(s, b, r.logprobs));
+        if (r.logprobs !== null) {
+          logprobs.push(logprobAt(chosen[s * B + b] as number, topValues, topIds, s * B + b, r.logprobs));
+        }
         r.pending = id;
         if (r.remaining === 0) {
           outcome = { finishReason: 'length', stopTokenId: null, completionTokens: r.produced };
@@ -439,25 +431,16 @@ export class BatchRunner {
     const zeros = (n: number) => new Array<number>(n).fill(0);
     const feeds: Record<string, ort.Tensor> = {
       ...KvBatch.empty(this.model.config, this.model.dtype, B).feeds(),
-      [GEN.inputIds]: int64(
-        padLeft(prompts, T, () => 0),
-        [B, T],
+      [GEN.inputIds]: padded('int64', prompts, () => 0),
+      [GEN.positionIds]: padded(
+        'int64',
+        prompts.map((p) => p.map((_, i) => i)),
+        () => 0,
       ),
-      [GEN.positionIds]: int64(
-        padLeft(
-          prompts.map((p) => p.map((_, i) => i)),
-          T,
-          () => 0,
-        ),
-        [B, T],
-      ),
-      [GEN.attentionMask]: int64(
-        padLeft(
-          prompts.map((p) => p.map(() => 1)),
-          T,
-          () => 0,
-        ),
-        [B, T],
+      [GEN.attentionMask]: padded(
+        'int64',
+        prompts.map((p) => p.map(() => 1)),
+        () => 0,
       ),
       // One greedy step: its token is discarded (the rows' first tokens come from decoding).
       [GEN.maxSteps]: new ort.Tensor('int64', BigInt64Array.of(1n), []),
@@ -477,16 +460,11 @@ export class BatchRunner {
         [B],
       ),
       // Each input position is scored against the prompt's next token.
-      [GEN.scoreTargets]: score
-        ? int64(
-            padLeft(
-              group.map((c) => c.request.promptIds.slice(1)),
-              T,
-              () => 0,
-            ),
-            [B, T],
-          )
-        : int64([], [B, 0]),
+      [GEN.scoreTargets]: padded(
+        'int64',
+        score ? group.map((c) => c.request.promptIds.slice(1)) : group.map(() => []),
+        () => 0,
+      ),
     };
     const t0 = performance.now();
     const out = await this.model.session.run(feeds);
@@ -503,11 +481,7 @@ export class BatchRunner {
       const k = c.request.logprobs ?? 0;
       return Array.from({ length: len }, (_, i): TokenLogprob => {
         const t = b * T + (T - len) + i; // right-aligned
-        const top: [number, number][] = [];
-        for (let j = 0; j < k; j++) {
-          top.push([Number(topIds[t * LOGPROB_TOP_K + j]), topValues[t * LOGPROB_TOP_K + j] as number]);
-        }
-        return { logprob: values[t] as number, top };
+        return logprobAt(values[t] as number, topValues, topIds, t, k);
       });
     });
     return { kv, ms, scores };
