@@ -7,6 +7,7 @@
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
 import { isServedModel, MODEL_ID } from '../../../shared/src/model-facts.ts';
 import {
+  checkNothingToGenerate,
   GENERATION_PARAMETERS,
   type GenerationParameters,
   readGenerationParameters,
@@ -130,12 +131,7 @@ export function parseCompletionParams(raw: unknown, limits: ParamLimits): Comple
   generation.temperature = greedyIfTiny(generation.temperature);
   generation.stop = generation.stop.map((stop) => wellFormedString(stop, 'stop'));
   const echo = optionalBoolean(body, 'echo', false);
-  if (generation.max_tokens === 0 && !(echo && generation.logprobs !== undefined)) {
-    throw badRequest(
-      "'max_tokens' may be 0 only to score the prompt: with 'echo': true and 'logprobs'.",
-      'max_tokens',
-    );
-  }
+  checkNothingToGenerate(generation.max_tokens, echo && generation.logprobs !== undefined);
   const params: CompletionParams = {
     prompts,
     n,

@@ -5,6 +5,7 @@
 import { ApiError, badRequest } from '../../../shared/src/errors.ts';
 import {
   checkMinTokens,
+  checkNothingToGenerate,
   GENERATION_PARAMETERS,
   type ParameterName,
   ROW_PARAMETERS,
@@ -131,12 +132,7 @@ export function resolveRequest(req: GenerationRequest, limits: ModelLimits): Res
   if (req.maxNewTokens === undefined) throw badRequest("'max_tokens' is required", 'max_tokens');
   const maxNewTokens = checked('max_tokens', req.maxNewTokens) as number;
   const scorePrompt = req.scorePrompt === true;
-  if (maxNewTokens === 0 && !scorePrompt) {
-    throw badRequest(
-      "'max_tokens' may be 0 only when the prompt is scored (echo with logprobs)",
-      'max_tokens',
-    );
-  }
+  checkNothingToGenerate(maxNewTokens, scorePrompt);
   // Only what depends on the model is checked here beyond the table: its context and vocabulary.
   if (promptIds.length + maxNewTokens > limits.maxPositions) {
     throw new ContextLengthError(promptIds.length, maxNewTokens, limits.maxPositions);

@@ -18,7 +18,7 @@
 
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
-import { checkMinTokens, readParameter, readWireGroup } from './parameters.ts';
+import { checkMinTokens, checkNothingToGenerate, readParameter, readWireGroup } from './parameters.ts';
 
 /**
  * Wire version 2. The fields of `sampling` and `stopping` are the engine-side parameters of the
@@ -252,9 +252,7 @@ export function parseGenerateRequest(raw: unknown): GenerateRequest {
     if (score_prompt) output.score_prompt = true;
   }
   checkMinTokens(stopping.min_tokens, stopping.max_new_tokens);
-  if (stopping.max_new_tokens === 0 && !output.score_prompt) {
-    throw badRequest("'max_new_tokens' may be 0 only when the prompt is scored.", 'max_new_tokens');
-  }
+  checkNothingToGenerate(stopping.max_new_tokens, output.score_prompt === true, 'max_new_tokens');
   const longest = Math.max(...prompts.map((p) => p.length));
   if (longest + stopping.max_new_tokens > CONTEXT_LENGTH) {
     throw badRequest(

@@ -349,7 +349,14 @@ export function readGenerationParameters(body: Record<string, unknown>): Generat
   return out as GenerationParameters;
 }
 
-/** The one rule between two parameters: min_tokens may not exceed max_tokens. */
+/** max_tokens (named `param` where it is checked) may be 0 only when the prompt is scored. */
+export function checkNothingToGenerate(maxTokens: number, scored: boolean, param = 'max_tokens'): void {
+  if (maxTokens === 0 && !scored) {
+    throw badRequest(`'${param}' may be 0 only when the prompt is scored (echo with logprobs).`, param);
+  }
+}
+
+/** min_tokens may not exceed max_tokens. */
 export function checkMinTokens(minTokens: number | undefined, maxTokens: number | undefined): void {
   if (minTokens !== undefined && maxTokens !== undefined && minTokens > maxTokens) {
     throw badRequest(`'min_tokens' (${minTokens}) may not exceed 'max_tokens' (${maxTokens}).`, 'min_tokens');
