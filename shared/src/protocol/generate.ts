@@ -18,6 +18,7 @@
 
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
+import { preview } from '../preview.ts';
 import { checkMinTokens, checkNothingToGenerate, readParameter, readWireGroup } from './parameters.ts';
 
 /**
@@ -155,10 +156,7 @@ function tokenIds(v: unknown, param: string, max: number): number[] {
   if (v.length > max) throw badRequest(`'${param}' has ${v.length} ids; at most ${max} are allowed.`, param);
   for (const id of v) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= VOCAB_SIZE) {
-      throw badRequest(
-        `'${param}' must hold integers in [0, ${VOCAB_SIZE}); got ${JSON.stringify(id)}.`,
-        param,
-      );
+      throw badRequest(`'${param}' must hold integers in [0, ${VOCAB_SIZE}); got ${preview(id)}.`, param);
     }
   }
   return v as number[];

@@ -6,6 +6,7 @@
 
 import { badRequest } from '../errors.ts';
 import { CONTEXT_LENGTH, VOCAB_SIZE } from '../model-facts.ts';
+import { preview } from '../preview.ts';
 
 /** Where a parameter travels on the wire (`sampling`, `stopping`, `output`), or `edge` if it stays there. */
 export type ParamGroup = 'sampling' | 'stopping' | 'output' | 'edge';
@@ -232,18 +233,10 @@ export type GenerationParameters = {
   [K in ParameterName]: ParamValue<(typeof GENERATION_PARAMETERS)[K]>;
 };
 
-/** A short description of a client's value for a message (never the value itself). */
-function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
-  if (Array.isArray(v)) return `an array of ${v.length} item${v.length === 1 ? '' : 's'}`;
-  return typeof v === 'object' ? 'an object' : typeof v;
-}
-
 function readNumber(spec: NumberParam, v: unknown, param: string): number | undefined {
   if (v === undefined || v === null) return spec.default ?? undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw badRequest(`'${param}' must be a finite number; got ${describe(v)}.`, param);
+    throw badRequest(`'${param}' must be a finite number; got ${preview(v)}.`, param);
   }
   if (spec.kind === 'integer' && !Number.isInteger(v)) {
     throw badRequest(`'${param}' must be an integer; got ${v}.`, param);
@@ -264,7 +257,7 @@ function readIds(spec: IdListParam, v: unknown, param: string): number[] {
   }
   for (const id of v) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= VOCAB_SIZE) {
-      throw badRequest(`'${param}' must hold integers in [0, ${VOCAB_SIZE}); got ${describe(id)}.`, param);
+      throw badRequest(`'${param}' must hold integers in [0, ${VOCAB_SIZE}); got ${preview(id)}.`, param);
     }
   }
   return v as number[];
@@ -278,7 +271,7 @@ function readStrings(spec: StringListParam, v: unknown, param: string): string[]
     throw badRequest(`'${param}' may hold at most ${spec.maxItems} strings; got ${list.length}.`, param);
   }
   return list.map((s) => {
-    if (typeof s !== 'string') throw badRequest(`'${param}' must hold strings; got ${describe(s)}.`, param);
+    if (typeof s !== 'string') throw badRequest(`'${param}' must hold strings; got ${preview(s)}.`, param);
     if (s === '') throw badRequest(`'${param}' strings must not be empty.`, param);
     if (s.length > spec.maxLength) {
       throw badRequest(`'${param}' strings may be at most ${spec.maxLength} characters long.`, param);
@@ -305,13 +298,13 @@ function readBias(spec: BiasParam, v: unknown, param: string): [number, number][
     const id = Number(key);
     if (!/^\d{1,5}$/.test(key) || id >= VOCAB_SIZE) {
       throw badRequest(
-        `'${param}' keys must be token ids in [0, ${VOCAB_SIZE}); got ${describe(key)}.`,
+        `'${param}' keys must be token ids in [0, ${VOCAB_SIZE}); got ${preview(key)}.`,
         param,
       );
     }
     if (typeof value !== 'number' || !Number.isFinite(value) || value < spec.min || value > spec.max) {
       throw badRequest(
-        `'${param}' values must be numbers in [${spec.min}, ${spec.max}]; got ${describe(value)}.`,
+        `'${param}' values must be numbers in [${spec.min}, ${spec.max}]; got ${preview(value)}.`,
         param,
       );
     }
