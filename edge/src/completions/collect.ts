@@ -49,9 +49,8 @@ export async function collectChoices(
     const choice = choices[event.index];
     if (!choice) continue;
     if (event.type === 'text') {
-      const echo = o.echoes[event.index]?.length ?? 0;
       choice.text += event.text;
-      choice.logprobs?.push(...(event.logprobs ?? []).map((e) => ({ ...e, offset: e.offset + echo })));
+      choice.logprobs?.push(...(event.logprobs ?? []));
     } else if (!choice.done) {
       choice.finish = event.reason;
       choice.done = true;

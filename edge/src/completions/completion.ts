@@ -85,10 +85,17 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
     await admission.take(promptTokens + choices * params.generation.max_tokens);
     input.onReserved(admission.headers);
 
+    const echoOf = (p: number) => {
+      const prompt = params.prompts[p] as (typeof params.prompts)[number];
+      if (!params.echo) return '';
+      return 'text' in prompt ? prompt.text : tokenizer.decode(prompts[p] as number[]);
+    };
+    const echoes = Array.from({ length: choices }, (_, i) => echoOf(Math.floor(i / params.n)));
+
     const events = generate(
       {
         request,
-        choices,
+        echoes,
         prompts,
         stop: [...params.generation.stop, ...(input.extraStops ?? [])],
         includeStop: params.generation.include_stop_str_in_output,
@@ -105,12 +112,6 @@ export async function answerCompletion(input: CompletionInput): Promise<Response
       settlement.progress,
     );
     settlement.begin(events, promptTokens);
-    const echoOf = (p: number) => {
-      const prompt = params.prompts[p] as (typeof params.prompts)[number];
-      if (!params.echo) return '';
-      return 'text' in prompt ? prompt.text : tokenizer.decode(prompts[p] as number[]);
-    };
-    const echoes = Array.from({ length: choices }, (_, i) => echoOf(Math.floor(i / params.n)));
 
     if (!params.stream) {
       const answers = await collectChoices(events, {

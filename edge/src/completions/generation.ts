@@ -13,7 +13,7 @@ import { upstreamFailure } from './upstream-error.ts';
 export type GenerationEvent =
   /** Waiting for the GPU function (starting, loading, queued): time for a keep-alive. */
   | { type: 'waiting' }
-  /** `logprobs` (when asked for): the tokens behind this text, offsets in the generated text. */
+  /** `logprobs` (when asked for): the tokens behind this text, offsets in the choice's text. */
   | { type: 'text'; index: number; text: string; logprobs?: LogprobEntry[] }
   /** The scored prompt `prompt` (echo with logprobs), offsets in the prompt's text. */
   | { type: 'prompt'; prompt: number; logprobs: LogprobEntry[] }
@@ -21,8 +21,8 @@ export type GenerationEvent =
 
 export interface GenerationInput {
   request: GenerateRequest;
-  /** Choices the request asks for (prompts x n). */
-  choices: number;
+  /** Per choice (prompts x n): the text it starts with (its prompt, with echo), else ''. */
+  echoes: readonly string[];
   /** The prompts' ids (for the token texts of a scored prompt). */
   prompts: readonly (readonly number[])[];
   stop: string[];
@@ -48,12 +48,12 @@ export async function* generate(
   input.signal.addEventListener('abort', onClientGone, { once: true });
   try {
     const response = yield* waiting(openGeneration(input.request, input.upstream, abort.signal));
-    const choices = Array.from({ length: input.choices }, () => ({
+    const choices = input.echoes.map((echo) => ({
       decoder: input.tokenizer.createStreamDecoder(),
       matcher: new StopMatcher(input.stop),
       finished: false,
-      /** Characters the choice's tokens decoded to so far (before stop matching). */
-      chars: 0,
+      /** Characters of the choice's text so far: its echo, then its tokens' (before stop matching). */
+      chars: echo.length,
     }));
     const decode = (ids: number[]) => input.tokenizer.decode(ids);
     let open = choices.length;

@@ -76,9 +76,7 @@ async function pump(input: SseInput, send: (bytes: Uint8Array) => void): Promise
         send(shape.chunk(who, index, echo, null, includeUsage, event.logprobs));
       });
     } else if (event.type === 'text') {
-      const echo = input.echoes[event.index]?.length ?? 0;
-      const logprobs = event.logprobs?.map((e) => ({ ...e, offset: e.offset + echo }));
-      send(shape.chunk(who, event.index, event.text, null, includeUsage, logprobs));
+      send(shape.chunk(who, event.index, event.text, null, includeUsage, event.logprobs));
     } else {
       const finish = shape.chunk(who, event.index, '', event.reason, includeUsage);
       if (--open > 0) {
