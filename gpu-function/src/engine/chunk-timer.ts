@@ -40,10 +40,6 @@ export class ChunkTimer {
     this.timing = validateChunkTiming(timing);
   }
 
-  get stepMs(): number | null {
-    return this.msPerStep;
-  }
-
   /** Steps for the next run: at least one, within every bound. */
   next(b: ChunkBounds): number {
     const byTime =

@@ -15,9 +15,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { unavailable } from '../../../shared/src/errors.ts';
 import { type ModelConfig, parseModelConfig } from '../model/config.ts';
+import { writeGraph } from '../model-folder/graphs.ts';
 import { AsyncQueue } from './async-queue.ts';
 import { type ChunkTiming, DEFAULT_CHUNK_TIMING, validateChunkTiming } from './chunk-timer.ts';
-import { prepareGenerationGraph } from './graph-file.ts';
 import type {
   FromWorker,
   OpenedInfo,
@@ -169,7 +169,7 @@ export class GenerationEngine {
     const dir = path.resolve(modelDir);
     const config = parseModelConfig(JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')));
     const timing = validateChunkTiming(options.chunkTiming ?? DEFAULT_CHUNK_TIMING);
-    const modelPath = await prepareGenerationGraph(dir);
+    const modelPath = await writeGraph(dir, 'generate');
     const worker = new Worker(new URL('./worker.ts', import.meta.url));
     const { chunkTiming: _, ...sessionOptions } = options;
     const opened = new Promise<OpenedInfo>((resolve, reject) => {
@@ -199,11 +199,6 @@ export class GenerationEngine {
 
   get provider(): OpenedInfo['provider'] {
     return this.info.provider;
-  }
-
-  /** Requests in the engine (waiting to join or running). */
-  get active(): number {
-    return this.pending.size;
   }
 
   metrics(): EngineMetrics {
