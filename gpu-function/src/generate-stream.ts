@@ -201,7 +201,6 @@ export function generationStream(
           engine = await untilAborted(host.ensureReady(), signal);
           timings.load_ms = Math.round(performance.now() - tl);
         }
-        scheduler.setKvBytesPerToken(engine.kvBytesPerToken);
         if (ticket.mustWait(0)) enterPhase('queued');
         const ready = engine;
         await Promise.all(
