@@ -3,6 +3,7 @@ import { ApiError } from '../../shared/src/errors.ts';
 import { EngineClosedError, type EngineOptions, GenerationEngine as OnnxEngine } from './engine/engine.ts';
 import type { EngineChunk, EngineParams, EngineResult, GenerationEngine } from './engine-port.ts';
 import type { Logger } from './log.ts';
+import { kvBytesPerTokenOf } from './model/config.ts';
 
 /** Opens the engine on a verified model folder (worker thread + onnxruntime session). */
 export async function openEngine(
@@ -27,13 +28,12 @@ export async function openEngine(
     }
     return err;
   };
-  const { numLayers, hiddenSize } = engine.config;
   return {
     provider: engine.provider,
     get alive() {
       return alive;
     },
-    kvBytesPerToken: 2 * numLayers * hiddenSize * (engine.info.dtype === 'float16' ? 2 : 4),
+    kvBytesPerToken: kvBytesPerTokenOf(engine.config, engine.info.dtype),
     async *generate(params: EngineParams, signal: AbortSignal): AsyncGenerator<EngineChunk, EngineResult> {
       let r: Awaited<ReturnType<OnnxEngine['generate']>['result']>;
       try {

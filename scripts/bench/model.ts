@@ -21,16 +21,14 @@
 //          --7b.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { writeRandomCheckpoint } from '../../gpu-function/src/checkpoint/random.ts';
-import { convertCheckpoint } from '../../gpu-function/src/convert/convert.ts';
 import { GenerationEngine, type GenerationResult } from '../../gpu-function/src/engine/engine.ts';
-import { expectedTensors, parseModelConfig } from '../../gpu-function/src/model/config.ts';
-import { MANIFEST_FILE, readManifest } from '../../gpu-function/src/model-folder/manifest.ts';
+import { expectedTensors, kvBytesPerTokenOf, parseModelConfig } from '../../gpu-function/src/model/config.ts';
+import { readManifest } from '../../gpu-function/src/model-folder/manifest.ts';
+import { BENCH_CHECKPOINT, BENCH_MODEL_ROOT, prepareBenchModel } from './lib/bench-model.ts';
 import {
   bench7b,
   bytesPerToken,
@@ -43,33 +41,13 @@ import {
   readBandwidth,
 } from './model-forms.ts';
 
-/** ~0.99 B parameters: 14 layers of width 2048 (16 heads of 128) and the real vocabulary. */
-const MODEL_CONFIG = { hidden_size: 2048, num_hidden_layers: 14, num_attention_heads: 16 };
-const ROOT = path.resolve('.cache/bench-model');
-const CHECKPOINT = path.join(ROOT, 'checkpoint');
-const CONVERTED = path.join(ROOT, 'float32');
+const ROOT = BENCH_MODEL_ROOT;
+const CHECKPOINT = BENCH_CHECKPOINT;
 const ROOT_7B = path.resolve('.cache/bench-model-7b');
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
-
-async function prepareModel(): Promise<void> {
-  if (!existsSync(path.join(CHECKPOINT, 'model.safetensors'))) {
-    process.stderr.write('writing a random ~1B-parameter checkpoint (once)...\n');
-    const ckpt = await writeRandomCheckpoint({
-      dir: CHECKPOINT,
-      config: MODEL_CONFIG,
-      seed: 1,
-      dtype: 'F32',
-    });
-    process.stderr.write(`  ${(ckpt.parameters / 1e9).toFixed(3)} B parameters\n`);
-  }
-  if (!existsSync(path.join(CONVERTED, MANIFEST_FILE))) {
-    process.stderr.write('converting (once)...\n');
-    await convertCheckpoint({ checkpointDir: CHECKPOINT, outDir: CONVERTED, dtype: 'float32' });
-  }
-}
 
 /**
  * memcpy throughput over 1 GiB with `threads` threads, in bytes copied per second (best of 3
@@ -146,14 +124,14 @@ async function main(): Promise<void> {
     );
   if (values['7b']) return run7b(threads);
   const streamed = Number(values.tokens);
-  await prepareModel();
+  const CONVERTED = await prepareBenchModel();
   const manifest = await readManifest(CONVERTED);
   const c = manifest.config;
   const tensors = Object.entries(manifest.tensors);
   const parameters = tensors.reduce((a, [, t]) => a + t.length / 4, 0);
   // A decode step reads every weight except the embedding table, of which it gathers one row.
   const weightBytesPerToken = bytesPerToken(manifest);
-  const kvBytesPerToken = 2 * c.numLayers * c.hiddenSize * 4;
+  const kvBytesPerToken = kvBytesPerTokenOf(c, 'float32');
 
   console.log(
     `model: ${(parameters / 1e9).toFixed(3)} B parameters, ${c.numLayers} layers, hidden ${c.hiddenSize},`,

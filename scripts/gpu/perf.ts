@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Xoshiro128 } from '../../gpu-function/src/checkpoint/normal-random.ts';
 import { elementCount } from '../../gpu-function/src/checkpoint/tensor-ref.ts';
 import { convertCheckpoint } from '../../gpu-function/src/convert/convert.ts';
-import { expectedTensors } from '../../gpu-function/src/model/config.ts';
+import { expectedTensors, kvBytesPerTokenOf } from '../../gpu-function/src/model/config.ts';
 import type { QuantizedDtype } from '../../gpu-function/src/model/quantized-linear.ts';
 import { type EngineHandle, openEngine, type Provider, type RunRecord } from './engine-usage.ts';
 import { type GpuMemory, gpuMemory } from './gpu-memory.ts';
@@ -111,7 +111,7 @@ async function prepareModel(o: PerfOptions, result: PerfResult): Promise<string>
     weightBytes,
     // A decode step reads every weight but the input embedding, of which it gathers a row.
     weightBytesReadPerStep: weightBytes - embedIn,
-    kvBytesPerToken: 2 * c.numLayers * c.hiddenSize * (o.dtype === 'float16' ? 2 : 4),
+    kvBytesPerToken: kvBytesPerTokenOf(c, o.dtype === 'float16' ? 'float16' : 'float32'),
   });
   return modelDir;
 }

@@ -119,4 +119,9 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
 }
 
 /** Derived rotary buffers a checkpoint may carry; loaders accept and ignore them. */
+/** Key/value cache bytes one token holds: keys and values of every layer, in `dtype`. */
+export function kvBytesPerTokenOf(c: ModelConfig, dtype: 'float32' | 'float16'): number {
+  return 2 * c.numLayers * c.hiddenSize * (dtype === 'float16' ? 2 : 4);
+}
+
 export const IGNORED_TENSOR = /^transformer\.layers\.\d+\.attention\.rotary_emb\.(inv_freq|scale)$/;
