@@ -40,22 +40,27 @@ export type Tolerance = { logits: number; stats: number; argmaxMargin: number };
 export interface RowStats {
   argmax: number;
   max: number;
+  /** The top logit minus the second. */
+  margin: number;
   logsumexp: number;
   mean: number;
   std: number;
 }
 
+/** Statistics of one row of logits, as golden.json records them. */
 export function rowStats(row: Float32Array): RowStats {
-  let max = Number.NEGATIVE_INFINITY;
+  let best = Number.NEGATIVE_INFINITY;
+  let second = Number.NEGATIVE_INFINITY;
   let argmax = -1;
   let sum = 0;
   for (let i = 0; i < row.length; i++) {
     const v = row[i] as number;
     sum += v;
-    if (v > max) {
-      max = v;
+    if (v > best) {
+      second = best;
+      best = v;
       argmax = i;
-    }
+    } else if (v > second) second = v;
   }
   const mean = sum / row.length;
   let sq = 0;
@@ -63,9 +68,16 @@ export function rowStats(row: Float32Array): RowStats {
   for (let i = 0; i < row.length; i++) {
     const v = row[i] as number;
     sq += (v - mean) ** 2;
-    exp += Math.exp(v - max);
+    exp += Math.exp(v - best);
   }
-  return { argmax, max, logsumexp: max + Math.log(exp), mean, std: Math.sqrt(sq / row.length) };
+  return {
+    argmax,
+    max: best,
+    margin: best - second,
+    logsumexp: best + Math.log(exp),
+    mean,
+    std: Math.sqrt(sq / row.length),
+  };
 }
 
 export interface BlockErrors {

@@ -13,6 +13,7 @@ import {
 } from '../../../gpu-function/src/model/forward-model.ts';
 import { type ForwardSession, openForwardSession } from '../../../gpu-function/src/model/forward-session.ts';
 import { encodeModel } from '../../../gpu-function/src/model/onnx/index.ts';
+import { type RowStats, rowStats } from '../../../scripts/gpu/golden.ts';
 
 export const FIXTURES = path.resolve(process.cwd(), '../shared/fixtures/model');
 export const FIXTURE_NAMES = ['tiny-seed1234', 'h128-seed4321'] as const;
@@ -117,46 +118,8 @@ export async function openFixtureModel(
   };
 }
 
-export interface RowStats {
-  argmax: number;
-  max: number;
-  margin: number;
-  logsumexp: number;
-  mean: number;
-  std: number;
-}
-
-export function rowStats(row: Float32Array): RowStats {
-  let best = Number.NEGATIVE_INFINITY;
-  let second = Number.NEGATIVE_INFINITY;
-  let argmax = -1;
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i] as number;
-    sum += v;
-    if (v > best) {
-      second = best;
-      best = v;
-      argmax = i;
-    } else if (v > second) second = v;
-  }
-  const mean = sum / row.length;
-  let sq = 0;
-  let exp = 0;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i] as number;
-    sq += (v - mean) ** 2;
-    exp += Math.exp(v - best);
-  }
-  return {
-    argmax,
-    max: best,
-    margin: best - second,
-    logsumexp: best + Math.log(exp),
-    mean,
-    std: Math.sqrt(sq / row.length),
-  };
-}
+// One implementation of the golden row statistics, shared with the GPU proof's checks.
+export { type RowStats, rowStats };
 
 export interface BlockErrors {
   /** Max abs logit error at the golden's logit ids (and last_logits_full when present). */
