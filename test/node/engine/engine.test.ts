@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GenerationEngine, type GenerationStream } from '../../../gpu-function/src/engine/engine.ts';
+import { GenerationEngine } from '../../../gpu-function/src/engine/engine.ts';
 import { ContextLengthError } from '../../../gpu-function/src/engine/request.ts';
 import { ApiError } from '../../../shared/src/errors.ts';
 import {
+  collectIds,
   eosAlwaysModelDir,
   FIXTURES,
   type FixtureName,
@@ -12,12 +13,6 @@ import {
   readGolden,
   removeDir,
 } from './fixture-model.ts';
-
-async function collect(stream: GenerationStream): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const chunk of stream) ids.push(...chunk.ids);
-  return ids;
-}
 
 describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
   for (const fixture of ['tiny-seed1234', 'h128-seed4321'] as FixtureName[]) {
@@ -39,7 +34,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
         const { prompt_ids: promptIds, new_tokens: expected } = golden.greedy;
         for (const maxChunk of [1, 3, 20, undefined]) {
           const stream = engine.generate({ promptIds, maxNewTokens: 20, temperature: 0 }, { maxChunk });
-          expect(await collect(stream)).toEqual(expected);
+          expect(await collectIds(stream)).toEqual(expected);
           const r = await stream.result;
           expect(r).toMatchObject({ finishReason: 'length', promptTokens: 12, completionTokens: 20 });
           expect(r.chunkSizes.reduce((a, b) => a + b, 0)).toBe(20);
@@ -54,18 +49,18 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
           topP: 0.95,
           topK: 200,
         };
-        const a = await collect(engine.generate({ ...base, seed: 42 }, { maxChunk: 16 }));
-        const b = await collect(engine.generate({ ...base, seed: 42 }, { maxChunk: 3 }));
-        const c = await collect(engine.generate({ ...base, seed: 43 }));
+        const a = await collectIds(engine.generate({ ...base, seed: 42 }, { maxChunk: 16 }));
+        const b = await collectIds(engine.generate({ ...base, seed: 42 }, { maxChunk: 3 }));
+        const c = await collectIds(engine.generate({ ...base, seed: 43 }));
         expect(a).toHaveLength(16);
         expect(b).toEqual(a);
         expect(c).not.toEqual(a);
         expect(a).not.toEqual(golden.greedy.new_tokens.slice(0, 16));
         // Without a seed a random one is drawn and reported; reusing it reproduces the output.
         const free = engine.generate(base);
-        const freeIds = await collect(free);
+        const freeIds = await collectIds(free);
         const { seed } = await free.result;
-        expect(await collect(engine.generate({ ...base, seed }))).toEqual(freeIds);
+        expect(await collectIds(engine.generate({ ...base, seed }))).toEqual(freeIds);
       });
 
       it('a stop id ends generation: it is reported, not yielded', async () => {
@@ -76,7 +71,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
           { promptIds: golden.greedy.prompt_ids, maxNewTokens: 20, temperature: 0, stopIds: [stop] },
           { maxChunk: 4 },
         );
-        expect(await collect(stream)).toEqual(expected.slice(0, at));
+        expect(await collectIds(stream)).toEqual(expected.slice(0, at));
         expect(await stream.result).toMatchObject({
           finishReason: 'stop',
           stopTokenId: stop,
@@ -86,7 +81,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
 
       it('the strongest repetition penalty (10) keeps greedy decoding off every id already present', async () => {
         const promptIds = golden.greedy.prompt_ids;
-        const ids = await collect(
+        const ids = await collectIds(
           engine.generate({ promptIds, maxNewTokens: 20, temperature: 0, repetitionPenalty: 10 }),
         );
         expect(ids).toHaveLength(20);
@@ -193,7 +188,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
       await expect(stream.result).rejects.toMatchObject({ name: 'AbortError' });
       expect(received.length).toBeGreaterThanOrEqual(1);
       expect(received.length).toBeLessThanOrEqual(5); // the chunk in flight may still arrive
-      const ids = await collect(engine.generate({ promptIds, maxNewTokens: 20, temperature: 0 }));
+      const ids = await collectIds(engine.generate({ promptIds, maxNewTokens: 20, temperature: 0 }));
       expect(ids).toEqual(golden.greedy.new_tokens);
     });
 
@@ -212,7 +207,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
         engine.generate({ promptIds, maxNewTokens: 5, temperature: 0 }),
         engine.generate({ promptIds, maxNewTokens: 7, temperature: 0 }),
       ];
-      const [ia, ib] = await Promise.all([collect(a), collect(b)]);
+      const [ia, ib] = await Promise.all([collectIds(a), collectIds(b)]);
       expect(ia).toEqual(golden.greedy.new_tokens.slice(0, 5));
       expect(ib).toEqual(golden.greedy.new_tokens.slice(0, 7));
       expect((await b.result).timings.queueMs).toBeGreaterThan(0);
@@ -227,7 +222,7 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
         { promptIds: [5, 6, 7], maxNewTokens: 10, temperature: 0.7, seed: 3 },
         { maxChunk: 8 },
       );
-      expect(await collect(stream)).toEqual([]);
+      expect(await collectIds(stream)).toEqual([]);
       expect(await stream.result).toMatchObject({
         finishReason: 'eos',
         stopTokenId: 3,
@@ -247,8 +242,8 @@ describe.skipIf(!existsSync(FIXTURES))('generation engine', () => {
       const golden = await readGolden('h128-seed4321');
       expect(engine.info.dtype).toBe('float16');
       const req = { promptIds: golden.greedy.prompt_ids, maxNewTokens: 12, temperature: 0 };
-      const chunked = await collect(engine.generate(req, { maxChunk: 5 }));
-      const single = await collect(engine.generate(req, { maxChunk: 12 }));
+      const chunked = await collectIds(engine.generate(req, { maxChunk: 5 }));
+      const single = await collectIds(engine.generate(req, { maxChunk: 12 }));
       expect(chunked).toHaveLength(12);
       expect(chunked).toEqual(single);
     } finally {

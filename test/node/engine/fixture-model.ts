@@ -5,6 +5,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { readSafetensorsIndex } from '../../../gpu-function/src/checkpoint/safetensors.ts';
 import { convertCheckpoint } from '../../../gpu-function/src/convert/convert.ts';
+import type { GenerationStream } from '../../../gpu-function/src/engine/engine.ts';
 
 export const FIXTURES = path.resolve(process.cwd(), '../shared/fixtures/model');
 export type FixtureName = 'tiny-seed1234' | 'h128-seed4321';
@@ -85,4 +86,11 @@ export function eosAlwaysModelDir(): Promise<string> {
         3 * beta.length,
       );
   });
+}
+
+/** Every id a stream yields, in order (one-sample requests). */
+export async function collectIds(stream: GenerationStream): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const chunk of stream) ids.push(...chunk.ids);
+  return ids;
 }

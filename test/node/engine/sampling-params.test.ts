@@ -3,9 +3,10 @@
 // penalties (generated ids only), min-p, min_tokens and ignore_eos.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GenerationEngine, type GenerationStream } from '../../../gpu-function/src/engine/engine.ts';
+import { GenerationEngine } from '../../../gpu-function/src/engine/engine.ts';
 import { openForwardSession } from '../../../gpu-function/src/model/forward-session.ts';
 import {
+  collectIds,
   eosAlwaysModelDir,
   FIXTURES,
   fixtureModelDir,
@@ -13,12 +14,6 @@ import {
   readGolden,
   removeDir,
 } from './fixture-model.ts';
-
-async function collect(stream: GenerationStream): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const c of stream) ids.push(...c.ids);
-  return ids;
-}
 
 const argmax = (row: Float32Array | number[]) => {
   let best = 0;
@@ -53,12 +48,12 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
 
   it('logit_bias: +100 forces an id, -100 bans one (greedy)', async () => {
     const promptIds = golden.greedy.prompt_ids;
-    const forced = await collect(
+    const forced = await collectIds(
       engine.generate({ promptIds, maxNewTokens: 5, temperature: 0, logitBias: [[777, 100]] }),
     );
     expect(forced).toEqual([777, 777, 777, 777, 777]);
     const first = golden.greedy.new_tokens[0] as number;
-    const [banned] = await collect(
+    const [banned] = await collectIds(
       engine.generate({ promptIds, maxNewTokens: 1, temperature: 0, logitBias: [[first, -100]] }),
     );
     const logits = await logitsAfter(promptIds);
@@ -70,7 +65,7 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
     const promptIds = golden.greedy.prompt_ids;
     const presence = 1.5;
     const frequency = 0.75;
-    const ids = await collect(
+    const ids = await collectIds(
       engine.generate({
         promptIds,
         maxNewTokens: 10,
@@ -93,7 +88,7 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
   it('min-p keeps only ids at least min_p times as likely as the top one', async () => {
     const promptIds = golden.greedy.prompt_ids;
     const minP = 0.3;
-    const ids = await collect(
+    const ids = await collectIds(
       engine.generate({ promptIds, maxNewTokens: 12, temperature: 1, minP, seed: 5 }),
     );
     for (const [t, id] of ids.entries()) {
@@ -113,7 +108,7 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
         temperature: 0,
         minTokens: 4,
       });
-      expect(await collect(held)).toHaveLength(4);
+      expect(await collectIds(held)).toHaveLength(4);
       expect(await held.result).toMatchObject({ finishReason: 'eos', completionTokens: 5, stopTokenId: 3 });
       const past = eosEngine.generate({
         promptIds: [5, 6, 7],
@@ -121,7 +116,7 @@ describe.skipIf(!existsSync(FIXTURES))('sampling and stopping parameters', () =>
         temperature: 0,
         ignoreEos: true,
       });
-      expect(await collect(past)).toEqual([3, 3, 3, 3, 3, 3]);
+      expect(await collectIds(past)).toEqual([3, 3, 3, 3, 3, 3]);
       expect(await past.result).toMatchObject({ finishReason: 'length', completionTokens: 6 });
     } finally {
       await eosEngine.close();
